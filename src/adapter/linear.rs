@@ -1,0 +1,165 @@
+//! The adapted linear layer: a frozen base (weight + bias) and exactly one adapter.
+
+use burn::module::{Module, Param};
+use burn::nn::Linear;
+use burn::tensor::{DType, FloatDType, Tensor, backend::Backend};
+
+use super::config::Method;
+use super::lotr::{LotrCore, LotrFactors};
+use super::low_rank::LowRank;
+use super::sorsa::Sorsa;
+
+/// The adapter held by one [`AdaptedLinear`].
+#[derive(Module, Debug)]
+pub enum Adapter<B: Backend> {
+    Lora(LowRank<B>),
+    Pissa(LowRank<B>),
+    LoraFa(LowRank<B>),
+    Sorsa(Sorsa<B>),
+    Lotr(LotrCore<B>),
+}
+
+/// Parameters shared between layers (LoTR groups). Models own one and pass it to every adapted
+/// layer's forward; it is empty when no LoTR adapter is used.
+#[derive(Module, Debug)]
+pub struct SharedFactors<B: Backend> {
+    pub lotr: Vec<LotrFactors<B>>,
+}
+
+impl<B: Backend> Default for SharedFactors<B> {
+    fn default() -> Self {
+        Self { lotr: Vec::new() }
+    }
+}
+
+impl<B: Backend> SharedFactors<B> {
+    fn lotr_group(&self, group: usize) -> &LotrFactors<B> {
+        self.lotr.get(group).unwrap_or_else(|| {
+            panic!(
+                "LoTR core refers to group {group}, but only {} groups are shared: pass the \
+                 SharedFactors the layer was adapted with",
+                self.lotr.len()
+            )
+        })
+    }
+}
+
+impl<B: Backend> Adapter<B> {
+    pub fn method(&self) -> Method {
+        match self {
+            Adapter::Lora(_) => Method::Lora,
+            Adapter::Pissa(_) => Method::Pissa,
+            Adapter::LoraFa(_) => Method::LoraFa,
+            Adapter::Sorsa(_) => Method::Sorsa,
+            Adapter::Lotr(_) => Method::Lotr,
+        }
+    }
+
+    pub fn rank(&self) -> usize {
+        match self {
+            Adapter::Lora(m) | Adapter::Pissa(m) | Adapter::LoraFa(m) => m.rank(),
+            Adapter::Sorsa(m) => m.rank(),
+            Adapter::Lotr(m) => m.rank(),
+        }
+    }
+
+    /// The adapter's contribution to the layer output.
+    pub fn forward<const D: usize>(
+        &self,
+        x: Tensor<B, D>,
+        shared: &SharedFactors<B>,
+    ) -> Tensor<B, D> {
+        match self {
+            Adapter::Lora(m) | Adapter::Pissa(m) | Adapter::LoraFa(m) => m.forward(x),
+            Adapter::Sorsa(m) => m.forward(x),
+            Adapter::Lotr(m) => m.forward(x, shared.lotr_group(m.group)),
+        }
+    }
+
+    /// The scaled weight update in Burn layout `[in, out]`, computed in f32.
+    pub fn delta_weight(&self, shared: &SharedFactors<B>) -> Tensor<B, 2> {
+        let delta = match self {
+            Adapter::Lora(m) | Adapter::Pissa(m) | Adapter::LoraFa(m) => m.delta_weight(),
+            Adapter::Sorsa(m) => m.delta_weight(),
+            Adapter::Lotr(m) => m.delta_weight(shared.lotr_group(m.group)),
+        };
+        delta.cast(FloatDType::F32)
+    }
+}
+
+/// A linear layer `y = x W + b` (Burn layout) with a frozen base and one trainable adapter.
+///
+/// For PiSSA, SORSA, LoRA-FA `svd-split` and LoTR `svd` the base holds the residual
+/// `W_res = W − ΔW₀`, so that base + adapter equals the original layer at initialisation.
+#[derive(Module, Debug)]
+pub struct AdaptedLinear<B: Backend> {
+    pub base: Linear<B>,
+    pub adapter: Adapter<B>,
+}
+
+impl<B: Backend> AdaptedLinear<B> {
+    pub fn forward<const D: usize>(
+        &self,
+        x: Tensor<B, D>,
+        shared: &SharedFactors<B>,
+    ) -> Tensor<B, D> {
+        self.base.forward(x.clone()) + self.adapter.forward(x, shared)
+    }
+
+    pub fn in_features(&self) -> usize {
+        self.base.weight.dims()[0]
+    }
+
+    pub fn out_features(&self) -> usize {
+        self.base.weight.dims()[1]
+    }
+
+    /// The weight a merged layer would hold, `[in, out]`, accumulated in f32 and returned in the
+    /// base weight's dtype.
+    pub fn merged_weight(&self, shared: &SharedFactors<B>) -> Tensor<B, 2> {
+        let base = self.base.weight.val();
+        let dtype = base.dtype();
+        add_in_f32(base, self.adapter.delta_weight(shared), dtype)
+    }
+
+    /// Folds the adapter into the base: a plain `Linear` with no extra inference cost.
+    pub fn merge(self, shared: &SharedFactors<B>) -> Linear<B> {
+        let weight = self.merged_weight(shared);
+        Linear {
+            weight: param(weight, false),
+            bias: self.base.bias,
+        }
+    }
+
+    /// Inverse of [`merge`](Self::merge): subtracts the adapter's update from a merged layer.
+    pub fn unmerge(merged: Linear<B>, adapter: Adapter<B>, shared: &SharedFactors<B>) -> Self {
+        let weight = merged.weight.val();
+        let dtype = weight.dtype();
+        let base = add_in_f32(weight, adapter.delta_weight(shared).neg(), dtype);
+        let base = Linear {
+            weight: param(base, false),
+            bias: merged.bias,
+        }
+        .no_grad();
+        Self { base, adapter }
+    }
+}
+
+/// A parameter from a computed tensor: detached first, since Burn's autodiff can only make a
+/// leaf tensor require gradients.
+pub fn param<B: Backend, const D: usize>(
+    tensor: Tensor<B, D>,
+    trainable: bool,
+) -> Param<Tensor<B, D>> {
+    Param::from_tensor(tensor.detach()).set_require_grad(trainable)
+}
+
+/// `a + b` accumulated in f32, returned as `dtype` (merging a bf16 base with f32 adapters).
+pub(crate) fn add_in_f32<B: Backend>(
+    a: Tensor<B, 2>,
+    b: Tensor<B, 2>,
+    dtype: DType,
+) -> Tensor<B, 2> {
+    let sum = a.cast(FloatDType::F32) + b.cast(FloatDType::F32);
+    sum.cast(FloatDType::from(dtype))
+}

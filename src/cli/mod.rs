@@ -1,0 +1,33 @@
+//! Command-line interface: argument definitions and dispatch. Each subcommand's work lives in the
+//! library; this module only parses, reports and sets the exit status.
+
+mod bench;
+mod demo;
+
+use clap::{Parser, Subcommand};
+
+/// Parameter-efficient fine-tuning (SORSA, LoRA-FA, LoTR, LoRA, PiSSA) on Burn: CPU, wgpu, CUDA.
+#[derive(Parser, Debug)]
+#[command(name = "burn-peft", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Adapt a random linear layer, train the adapter a few steps toward a low-rank target,
+    /// and print parameter accounting, loss, regularizer and the merge check.
+    Demo(demo::DemoArgs),
+    /// Benchmarks (numbers for the README and notes).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Demo(args) => demo::run(args),
+        Command::Bench(cmd) => bench::run(cmd),
+    }
+}

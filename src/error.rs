@@ -1,0 +1,53 @@
+//! Error type shared by the library. Every variant names what the user has to fix.
+
+use std::path::PathBuf;
+
+/// Errors surfaced to users: each one names the offending field, file or tensor.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration value is out of range or inconsistent.
+    #[error("invalid value for `{field}`: {value} ({reason})")]
+    InvalidConfig {
+        field: String,
+        value: String,
+        reason: String,
+    },
+    /// A configuration file could not be parsed.
+    #[error("cannot parse config {path}: {message}")]
+    ConfigParse { path: PathBuf, message: String },
+    /// Tensors that must agree in shape do not.
+    #[error("shape mismatch for {what}: expected {expected:?}, found {found:?}")]
+    Shape {
+        what: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    /// A host linear-algebra routine failed (e.g. SVD did not converge).
+    #[error("linear algebra failure in {op}: {message}")]
+    Linalg { op: &'static str, message: String },
+    /// I/O on a named file.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Shorthand for [`Error::InvalidConfig`].
+    pub fn invalid(
+        field: impl Into<String>,
+        value: impl ToString,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::InvalidConfig {
+            field: field.into(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
