@@ -25,6 +25,12 @@ pub enum Error {
     /// A host linear-algebra routine failed (e.g. SVD did not converge).
     #[error("linear algebra failure in {op}: {message}")]
     Linalg { op: &'static str, message: String },
+    /// A checkpoint lacks a tensor the model needs.
+    #[error("{path}: missing tensor `{name}`")]
+    MissingTensor { path: PathBuf, name: String },
+    /// A file is not what it claims to be (truncated, malformed header, wrong dtype, …).
+    #[error("{path}: {message}")]
+    BadFile { path: PathBuf, message: String },
     /// I/O on a named file.
     #[error("{path}: {source}")]
     Io {

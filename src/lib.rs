@@ -12,6 +12,7 @@ pub mod backend;
 pub mod error;
 pub mod io;
 pub mod linalg;
+pub mod model;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::targets::Targets;
 use crate::linalg::{SvdMode, SvdOptions};
 use crate::{Error, Result};
 
@@ -138,6 +139,14 @@ pub struct AdapterConfig {
     /// LoRA-FA: precondition B's gradient with `(1/scale²)(A Aᵀ + 1e-8 I)⁻¹` (LoRA-FA v2).
     #[serde(default)]
     pub grad_correction: bool,
+    /// Which linear layers get adapters (PEFT's `target_modules`): a list of module names, a
+    /// regular expression, or `"all-linear"`. Default: the architecture's (q and v projections).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targets: Option<Targets>,
+    /// Modules trained fully alongside the adapters (PEFT's `modules_to_save`), e.g.
+    /// `["classifier"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modules_to_save: Vec<String>,
 }
 
 impl AdapterConfig {
@@ -158,6 +167,8 @@ impl AdapterConfig {
             regularizer_mode: RegularizerMode::Reference,
             regularizer_divide_by_accumulation: false,
             grad_correction: false,
+            targets: None,
+            modules_to_save: Vec::new(),
         }
     }
 
@@ -288,6 +299,9 @@ impl AdapterConfig {
                 true,
                 format!("applies to lora_fa, not {}", self.method),
             ));
+        }
+        if let Some(targets) = &self.targets {
+            targets.compile()?;
         }
         if self.svd == SvdMode::Randomized && !self.method.may_use_svd() {
             return Err(Error::invalid(

@@ -18,12 +18,14 @@ pub mod lotr;
 pub mod low_rank;
 pub mod regularizer;
 pub mod sorsa;
+pub mod targets;
 
 pub use accounting::ParamReport;
 pub use config::{AdapterConfig, Init, Method, RegularizerMode};
 pub use group::AdaptedGroup;
 pub use init::AdapterInit;
 pub use linear::{AdaptedLinear, Adapter, SharedFactors};
+pub use targets::{TargetMatcher, Targets};
 
 use burn::tensor::backend::Backend;
 

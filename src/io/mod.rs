@@ -2,6 +2,8 @@
 //! and atomic writes so that an interrupted run never leaves a half-written file in place of a
 //! good one.
 
+pub mod checkpoint;
+
 use std::io::Write;
 use std::path::Path;
 

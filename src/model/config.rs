@@ -1,0 +1,138 @@
+//! Reading an HF model folder's `config.json`: which architecture it is, and typed access to its
+//! fields with errors that name the file and the field.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::{Error, Result};
+
+/// Architectures burn-peft loads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelType {
+    Llama,
+    Mistral,
+    Qwen2,
+    Gemma,
+    Bert,
+    Roberta,
+}
+
+impl ModelType {
+    pub const SUPPORTED: &'static str = "llama, mistral, qwen2, gemma, bert, roberta";
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "llama" => ModelType::Llama,
+            "mistral" => ModelType::Mistral,
+            "qwen2" => ModelType::Qwen2,
+            "gemma" => ModelType::Gemma,
+            "bert" => ModelType::Bert,
+            "roberta" => ModelType::Roberta,
+            _ => return None,
+        })
+    }
+
+    pub fn is_decoder(self) -> bool {
+        matches!(self, ModelType::Llama | ModelType::Mistral | ModelType::Qwen2 | ModelType::Gemma)
+    }
+}
+
+/// A parsed `config.json` with its path.
+#[derive(Debug, Clone)]
+pub struct HfConfig {
+    pub path: PathBuf,
+    pub model_type: ModelType,
+    pub json: serde_json::Value,
+}
+
+impl HfConfig {
+    /// Reads `dir/config.json`.
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join("config.json");
+        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::BadFile {
+            path: path.clone(),
+            message: format!("not valid JSON: {e}"),
+        })?;
+        let name = json.get("model_type").and_then(|v| v.as_str()).ok_or_else(|| Error::BadFile {
+            path: path.clone(),
+            message: "no `model_type` field".into(),
+        })?;
+        let model_type = ModelType::from_name(name).ok_or_else(|| Error::BadFile {
+            path: path.clone(),
+            message: format!("unsupported model_type `{name}` (supported: {})", ModelType::SUPPORTED),
+        })?;
+        Ok(Self { path, model_type, json })
+    }
+
+    /// Deserialises the config into an architecture's typed view.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_value(self.json.clone()).map_err(|e| Error::BadFile {
+            path: self.path.clone(),
+            message: format!("{e}"),
+        })
+    }
+}
+
+/// A token id field that HF writes as a number, a list of numbers, or null.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum TokenIds {
+    #[default]
+    None,
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl TokenIds {
+    pub fn first(&self) -> Option<u32> {
+        match self {
+            TokenIds::None => None,
+            TokenIds::One(id) => Some(*id),
+            TokenIds::Many(ids) => ids.first().copied(),
+        }
+    }
+
+    pub fn all(&self) -> Vec<u32> {
+        match self {
+            TokenIds::None => Vec::new(),
+            TokenIds::One(id) => vec![*id],
+            TokenIds::Many(ids) => ids.clone(),
+        }
+    }
+
+    pub fn or(self, other: TokenIds) -> TokenIds {
+        match self {
+            TokenIds::None => other,
+            some => some,
+        }
+    }
+}
+
+/// `generation_config.json`'s token ids, which override config.json's when present.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct GenerationConfig {
+    #[serde(default)]
+    pub bos_token_id: TokenIds,
+    #[serde(default)]
+    pub eos_token_id: TokenIds,
+    #[serde(default)]
+    pub pad_token_id: TokenIds,
+}
+
+impl GenerationConfig {
+    /// Reads `dir/generation_config.json` if it exists.
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join("generation_config.json");
+        if !path.is_file() {
+            return Ok(Self::default());
+        }
+        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+        serde_json::from_str(&text).map_err(|e| Error::BadFile {
+            path,
+            message: format!("{e}"),
+        })
+    }
+}

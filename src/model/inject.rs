@@ -1,0 +1,168 @@
+//! Turning a loaded base model into a PEFT model: adapters on the target linears (LoTR groups
+//! formed from targets of equal shape), and `modules_to_save` made trainable.
+
+use burn::module::{Module, ModuleMapper, Param};
+use burn::tensor::{Tensor, backend::Backend};
+
+use super::PeftModel;
+use super::linear::PeftLinear;
+use crate::adapter::{AdapterConfig, AdapterInit, HasAdapters, Method, SharedFactors};
+use crate::{Error, Result};
+
+/// What injection did.
+#[derive(Debug, Clone, Default)]
+pub struct Injection {
+    /// Full names of the adapted linears, in model order.
+    pub adapted: Vec<String>,
+}
+
+/// Adds the configured adapter to every target linear of `model` and unfreezes
+/// `modules_to_save`. Errors when the targets match nothing.
+pub fn inject_adapters<B: Backend, M: PeftModel<B>>(mut model: M, config: &AdapterConfig) -> Result<(M, Injection)> {
+    let targets = config.targets.clone().unwrap_or_else(|| model.default_targets());
+    let matcher = targets.compile()?;
+    let mut init = AdapterInit::new(config.clone())?;
+
+    let heads: Vec<bool> = model.linears().iter().map(|(name, _)| model.is_head(name)).collect();
+    let mut shared = std::mem::take(model.shared_mut());
+    let mut slots: Vec<(String, &mut PeftLinear<B>)> = model
+        .linears_mut()
+        .into_iter()
+        .zip(heads)
+        .filter(|((name, _), is_head)| matcher.matches(name, *is_head))
+        .map(|(slot, _)| slot)
+        .collect();
+    if slots.is_empty() {
+        let names: Vec<String> = model_linear_names(&model);
+        return Err(Error::invalid(
+            "adapter.targets",
+            format!("{targets:?}"),
+            format!("matches no linear layer; this model's linears are: {}", names.join(", ")),
+        ));
+    }
+    if let Some((name, _)) = slots.iter().find(|(_, slot)| matches!(slot, PeftLinear::Adapted(_))) {
+        return Err(Error::invalid("adapter.targets", name, "this layer already carries an adapter"));
+    }
+
+    let adapted: Vec<String> = slots.iter().map(|(name, _)| name.clone()).collect();
+    let total = slots.len();
+    let progress = total > 8 || config.method != Method::Lora;
+    if config.method == Method::Lotr {
+        // One LoTR group per distinct weight shape, in order of first appearance.
+        let mut shapes: Vec<[usize; 2]> = Vec::new();
+        for (_, slot) in &slots {
+            if !shapes.contains(&slot.dims()) {
+                shapes.push(slot.dims());
+            }
+        }
+        for shape in shapes {
+            let members: Vec<&mut (String, &mut PeftLinear<B>)> = slots.iter_mut().filter(|(_, s)| s.dims() == shape).collect();
+            let bases = members.iter().map(|(_, s)| s.base().clone()).collect();
+            let layers = init.adapt_group(bases, &mut shared)?;
+            for ((_, slot), layer) in members.into_iter().zip(layers) {
+                **slot = PeftLinear::Adapted(layer);
+            }
+        }
+    } else {
+        for (index, (name, slot)) in slots.iter_mut().enumerate() {
+            if progress {
+                eprint!("\rinitialising {} adapters: {}/{total} {name}\x1b[K", config.method, index + 1);
+            }
+            let layer = init.adapt(slot.base().clone()).map_err(|e| match e {
+                Error::InvalidConfig { field, value, reason } => Error::InvalidConfig {
+                    field,
+                    value,
+                    reason: format!("{reason} (layer {name})"),
+                },
+                other => other,
+            })?;
+            **slot = PeftLinear::Adapted(layer);
+        }
+        if progress {
+            eprintln!();
+        }
+    }
+    drop(slots);
+    *model.shared_mut() = shared;
+    let model = unfreeze_modules(model, &config.modules_to_save)?;
+    Ok((model, Injection { adapted }))
+}
+
+fn model_linear_names<B: Backend, M: PeftModel<B>>(model: &M) -> Vec<String> {
+    let mut short: Vec<String> = model
+        .linears()
+        .into_iter()
+        .map(|(name, _)| name.rsplit('.').next().unwrap_or(&name).to_string())
+        .collect();
+    short.sort();
+    short.dedup();
+    short
+}
+
+/// Makes every parameter under a module named in `names` trainable (PEFT's `modules_to_save`).
+pub fn unfreeze_modules<B: Backend, M: Module<B>>(model: M, names: &[String]) -> Result<M> {
+    if names.is_empty() {
+        return Ok(model);
+    }
+    let mut mapper = Unfreeze {
+        names,
+        path: Vec::new(),
+        hits: vec![false; names.len()],
+    };
+    let model = model.map(&mut mapper);
+    if let Some(missing) = names.iter().zip(&mapper.hits).find(|(_, hit)| !**hit) {
+        return Err(Error::invalid("adapter.modules_to_save", missing.0, "no module of that name in this model"));
+    }
+    Ok(model)
+}
+
+struct Unfreeze<'a> {
+    names: &'a [String],
+    path: Vec<String>,
+    hits: Vec<bool>,
+}
+
+impl<B: Backend> ModuleMapper<B> for Unfreeze<'_> {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let hit = self.names.iter().position(|n| self.path.iter().any(|p| p == n));
+        match hit {
+            Some(i) => {
+                self.hits[i] = true;
+                param.set_require_grad(true)
+            }
+            None => param,
+        }
+    }
+}
+
+/// The adapted layers of a model, for [`HasAdapters`] implementations.
+pub fn adapted_layers<'a, B: Backend>(linears: Vec<(String, &'a PeftLinear<B>)>) -> Vec<&'a crate::adapter::AdaptedLinear<B>> {
+    linears
+        .into_iter()
+        .filter_map(|(_, slot)| match slot {
+            PeftLinear::Adapted(a) => Some(a),
+            PeftLinear::Plain(_) => None,
+        })
+        .collect()
+}
+
+/// Folds every adapter into its base: the model becomes a plain one with no adapter cost.
+pub fn merge_adapters<B: Backend, M: PeftModel<B> + HasAdapters<B>>(mut model: M) -> M {
+    let shared = std::mem::take(model.shared_mut());
+    for (_, slot) in model.linears_mut() {
+        if let PeftLinear::Adapted(adapted) = slot {
+            let merged = adapted.clone().merge(&shared);
+            *slot = PeftLinear::Plain(merged);
+        }
+    }
+    let _: SharedFactors<B> = shared;
+    model
+}
