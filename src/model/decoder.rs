@@ -1,0 +1,601 @@
+//! Llama-family decoders: Llama 2/3, Mistral, Qwen2 and Gemma, as HF's `*ForCausalLM` (and
+//! `*ForSequenceClassification` with a `score` head) compute them. The variants differ only in
+//! configuration: Qwen2's q/k/v biases, Gemma's √hidden embedding scale, `(1 + w)` RMSNorm,
+//! GeLU-tanh MLP and explicit head_dim, Llama 3's RoPE frequency scaling.
+//! Mistral's sliding window is not applied (exact for sequences up to the window, 4096).
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::nn::Embedding;
+use burn::tensor::activation::{gelu_approximate, silu, softmax};
+use burn::tensor::{Int, Tensor, backend::Backend, module::embedding};
+use serde::Deserialize;
+
+use super::config::{GenerationConfig, HfConfig, ModelType, TokenIds};
+use super::inject::adapted_layers;
+use super::linear::{PeftLinear, frozen};
+use super::norm::RmsNorm;
+use super::rope::{Rope, RopeParameters};
+use super::{LoadReport, PeftModel};
+use crate::adapter::{AdaptedLinear, HasAdapters, SharedFactors, Targets};
+use crate::io::checkpoint::Checkpoint;
+use crate::{Error, Result};
+
+/// MLP activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    Silu,
+    /// `gelu_pytorch_tanh`.
+    GeluTanh,
+}
+
+/// Everything the decoder needs from `config.json` (and `generation_config.json`).
+#[derive(Debug, Clone)]
+pub struct DecoderConfig {
+    pub model_type: ModelType,
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_layers: usize,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    pub head_dim: usize,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f64,
+    pub rope_scaling: Option<RopeParameters>,
+    pub tie_word_embeddings: bool,
+    pub qkv_bias: bool,
+    pub o_bias: bool,
+    pub mlp_bias: bool,
+    pub activation: Activation,
+    /// Gemma multiplies embeddings by √hidden.
+    pub scale_embeddings: bool,
+    /// Gemma's RMSNorm uses `(1 + w)`.
+    pub norm_offset: f64,
+    pub max_position_embeddings: usize,
+    pub bos_token_id: Option<u32>,
+    pub eos_token_ids: Vec<u32>,
+    pub pad_token_id: Option<u32>,
+    /// Labels of a `score` head (`*ForSequenceClassification`), if the checkpoint has one.
+    pub num_labels: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct RawDecoderConfig {
+    vocab_size: usize,
+    hidden_size: usize,
+    intermediate_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    num_key_value_heads: Option<usize>,
+    head_dim: Option<usize>,
+    rms_norm_eps: Option<f64>,
+    rope_theta: Option<f64>,
+    rope_parameters: Option<RopeParameters>,
+    rope_scaling: Option<RopeParameters>,
+    tie_word_embeddings: Option<bool>,
+    attention_bias: Option<bool>,
+    mlp_bias: Option<bool>,
+    hidden_act: Option<String>,
+    hidden_activation: Option<String>,
+    max_position_embeddings: Option<usize>,
+    #[serde(default)]
+    bos_token_id: TokenIds,
+    #[serde(default)]
+    eos_token_id: TokenIds,
+    #[serde(default)]
+    pad_token_id: TokenIds,
+    #[serde(default)]
+    architectures: Vec<String>,
+    id2label: Option<serde_json::Map<String, serde_json::Value>>,
+    num_labels: Option<usize>,
+}
+
+impl DecoderConfig {
+    pub fn from_hf(hf: &HfConfig, generation: &GenerationConfig) -> Result<Self> {
+        let raw: RawDecoderConfig = hf.parse()?;
+        let bad = |message: String| Error::BadFile {
+            path: hf.path.clone(),
+            message,
+        };
+        let model_type = hf.model_type;
+        if !model_type.is_decoder() {
+            return Err(bad(format!("model_type {model_type:?} is not a decoder")));
+        }
+        let num_kv_heads = raw.num_key_value_heads.unwrap_or(raw.num_attention_heads);
+        if raw.num_attention_heads == 0
+            || num_kv_heads == 0
+            || raw.num_attention_heads % num_kv_heads != 0
+        {
+            return Err(bad(format!(
+                "num_attention_heads {} is not a multiple of num_key_value_heads {num_kv_heads}",
+                raw.num_attention_heads
+            )));
+        }
+        let head_dim = raw
+            .head_dim
+            .unwrap_or(raw.hidden_size / raw.num_attention_heads);
+        if head_dim == 0 || head_dim % 2 != 0 {
+            return Err(bad(format!(
+                "head_dim {head_dim} must be even and positive"
+            )));
+        }
+        let gemma = model_type == ModelType::Gemma;
+        let act = raw
+            .hidden_activation
+            .or(raw.hidden_act)
+            .unwrap_or_else(|| "silu".into());
+        let activation = match act.as_str() {
+            "silu" | "swish" => Activation::Silu,
+            "gelu_pytorch_tanh" | "gelu_new" | "gelu_fast" => Activation::GeluTanh,
+            // Gemma 1 configs say "gelu" but transformers runs the tanh approximation.
+            "gelu" if gemma => Activation::GeluTanh,
+            other => {
+                return Err(bad(format!(
+                    "hidden_act `{other}` is not supported (silu, gelu_pytorch_tanh)"
+                )));
+            }
+        };
+        let rope_theta = raw
+            .rope_parameters
+            .as_ref()
+            .and_then(|p| p.rope_theta)
+            .or(raw.rope_theta)
+            .unwrap_or(10_000.0);
+        let rope_scaling = raw.rope_scaling.or(raw.rope_parameters);
+        if let Some(kind) = rope_scaling.as_ref().and_then(|p| p.rope_type.as_deref())
+            && !matches!(kind, "default" | "llama3")
+        {
+            return Err(bad(format!(
+                "rope type `{kind}` is not supported (default, llama3)"
+            )));
+        }
+        let is_classifier = raw
+            .architectures
+            .iter()
+            .any(|a| a.ends_with("ForSequenceClassification"));
+        let num_labels = is_classifier.then(|| {
+            raw.num_labels
+                .or(raw.id2label.map(|m| m.len()))
+                .unwrap_or(2)
+        });
+        let attention_bias = raw.attention_bias.unwrap_or(false);
+        Ok(Self {
+            model_type,
+            vocab_size: raw.vocab_size,
+            hidden_size: raw.hidden_size,
+            intermediate_size: raw.intermediate_size,
+            num_layers: raw.num_hidden_layers,
+            num_heads: raw.num_attention_heads,
+            num_kv_heads,
+            head_dim,
+            rms_norm_eps: raw.rms_norm_eps.unwrap_or(1e-6),
+            rope_theta,
+            rope_scaling,
+            tie_word_embeddings: raw.tie_word_embeddings.unwrap_or(gemma),
+            // Qwen2 always has q/k/v biases and no o_proj bias.
+            qkv_bias: attention_bias || model_type == ModelType::Qwen2,
+            o_bias: attention_bias,
+            mlp_bias: raw.mlp_bias.unwrap_or(false),
+            activation,
+            scale_embeddings: gemma,
+            norm_offset: if gemma { 1.0 } else { 0.0 },
+            max_position_embeddings: raw.max_position_embeddings.unwrap_or(2048),
+            bos_token_id: generation.bos_token_id.clone().or(raw.bos_token_id).first(),
+            eos_token_ids: generation.eos_token_id.clone().or(raw.eos_token_id).all(),
+            pad_token_id: generation.pad_token_id.clone().or(raw.pad_token_id).first(),
+            num_labels,
+        })
+    }
+}
+
+/// Keys and values of past positions, per layer, `[batch, kv_heads, past, head_dim]`.
+#[derive(Debug, Clone)]
+pub struct KvCache<B: Backend> {
+    layers: Vec<Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
+}
+
+impl<B: Backend> KvCache<B> {
+    pub fn new(num_layers: usize) -> Self {
+        Self {
+            layers: vec![None; num_layers],
+        }
+    }
+
+    /// Number of cached positions.
+    pub fn len(&self) -> usize {
+        self.layers
+            .first()
+            .and_then(|l| l.as_ref())
+            .map(|(k, _)| k.dims()[2])
+            .unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Attention<B: Backend> {
+    pub q_proj: PeftLinear<B>,
+    pub k_proj: PeftLinear<B>,
+    pub v_proj: PeftLinear<B>,
+    pub o_proj: PeftLinear<B>,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    pub head_dim: usize,
+}
+
+impl<B: Backend> Attention<B> {
+    fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        rope: (&Tensor<B, 4>, &Tensor<B, 4>),
+        bias: &Tensor<B, 4>,
+        cache: Option<&mut Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
+        shared: &SharedFactors<B>,
+    ) -> Tensor<B, 3> {
+        let [b, s, _] = x.dims();
+        let (h, kv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let heads = |t: Tensor<B, 3>, n: usize| t.reshape([b, s, n, d]).swap_dims(1, 2);
+        let q = Rope::apply(
+            heads(self.q_proj.forward(x.clone(), shared), h),
+            rope.0,
+            rope.1,
+        );
+        let mut k = Rope::apply(
+            heads(self.k_proj.forward(x.clone(), shared), kv),
+            rope.0,
+            rope.1,
+        );
+        let mut v = heads(self.v_proj.forward(x, shared), kv);
+        if let Some(slot) = cache {
+            if let Some((past_k, past_v)) = slot.take() {
+                k = Tensor::cat(vec![past_k, k], 2);
+                v = Tensor::cat(vec![past_v, v], 2);
+            }
+            *slot = Some((k.clone(), v.clone()));
+        }
+        let (k, v) = (repeat_kv(k, h / kv), repeat_kv(v, h / kv));
+        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((d as f64).sqrt()) + bias.clone();
+        let out = softmax(scores, 3).matmul(v);
+        let out = out.swap_dims(1, 2).reshape([b, s, h * d]);
+        self.o_proj.forward(out, shared)
+    }
+}
+
+/// `[b, kv, s, d]` → `[b, kv·n, s, d]`, each kv head repeated for its `n` query heads (GQA).
+fn repeat_kv<B: Backend>(x: Tensor<B, 4>, n: usize) -> Tensor<B, 4> {
+    if n == 1 {
+        return x;
+    }
+    let [b, kv, s, d] = x.dims();
+    x.unsqueeze_dim::<5>(2)
+        .repeat_dim(2, n)
+        .reshape([b, kv * n, s, d])
+}
+
+#[derive(Module, Debug)]
+pub struct Mlp<B: Backend> {
+    pub gate_proj: PeftLinear<B>,
+    pub up_proj: PeftLinear<B>,
+    pub down_proj: PeftLinear<B>,
+    pub gelu_tanh: bool,
+}
+
+impl<B: Backend> Mlp<B> {
+    fn forward(&self, x: Tensor<B, 3>, shared: &SharedFactors<B>) -> Tensor<B, 3> {
+        let gate = self.gate_proj.forward(x.clone(), shared);
+        let gate = if self.gelu_tanh {
+            gelu_approximate(gate)
+        } else {
+            silu(gate)
+        };
+        self.down_proj
+            .forward(gate * self.up_proj.forward(x, shared), shared)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct DecoderLayer<B: Backend> {
+    pub input_layernorm: RmsNorm<B>,
+    pub self_attn: Attention<B>,
+    pub post_attention_layernorm: RmsNorm<B>,
+    pub mlp: Mlp<B>,
+}
+
+/// A Llama-family decoder with its language-model head (and optional classification head).
+#[derive(Module, Debug)]
+pub struct Decoder<B: Backend> {
+    pub embed_tokens: Embedding<B>,
+    pub layers: Vec<DecoderLayer<B>>,
+    pub norm: RmsNorm<B>,
+    /// `None` when tied to the embeddings.
+    pub lm_head: Option<PeftLinear<B>>,
+    /// Sequence-classification head on the last non-pad token.
+    pub score: Option<PeftLinear<B>>,
+    pub shared: SharedFactors<B>,
+    #[module(skip)]
+    pub config: DecoderConfig,
+    #[module(skip)]
+    rope: Rope,
+}
+
+impl<B: Backend> Decoder<B> {
+    /// Loads an HF model folder (config.json, safetensors, optional generation_config.json).
+    pub fn load(dir: &Path, device: &B::Device) -> Result<(Self, LoadReport)> {
+        let hf = HfConfig::read(dir)?;
+        let config = DecoderConfig::from_hf(&hf, &GenerationConfig::read(dir)?)?;
+        let ckpt = Checkpoint::open_dir(dir)?;
+        let model = Self::from_checkpoint(config, &ckpt, device)?;
+        Ok((
+            model,
+            LoadReport {
+                unused: ckpt.unused(),
+            },
+        ))
+    }
+
+    /// Builds the model from HF-named tensors.
+    pub fn from_checkpoint(
+        config: DecoderConfig,
+        ckpt: &Checkpoint,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let c = &config;
+        let (hidden, inter) = (c.hidden_size, c.intermediate_size);
+        let (q_out, kv_out) = (c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim);
+        let norm = |name: &str| -> Result<RmsNorm<B>> {
+            Ok(RmsNorm {
+                weight: frozen(ckpt.tensor::<B, 1>(name, [hidden], device)?),
+                eps: c.rms_norm_eps,
+                offset: c.norm_offset,
+            })
+        };
+        let linear = |name: &str, i: usize, o: usize, bias: bool| {
+            PeftLinear::load(ckpt, name, i, o, bias, device)
+        };
+        let mut layers = Vec::with_capacity(c.num_layers);
+        for l in 0..c.num_layers {
+            let p = format!("model.layers.{l}");
+            layers.push(DecoderLayer {
+                input_layernorm: norm(&format!("{p}.input_layernorm.weight"))?,
+                self_attn: Attention {
+                    q_proj: linear(&format!("{p}.self_attn.q_proj"), hidden, q_out, c.qkv_bias)?,
+                    k_proj: linear(&format!("{p}.self_attn.k_proj"), hidden, kv_out, c.qkv_bias)?,
+                    v_proj: linear(&format!("{p}.self_attn.v_proj"), hidden, kv_out, c.qkv_bias)?,
+                    o_proj: linear(&format!("{p}.self_attn.o_proj"), q_out, hidden, c.o_bias)?,
+                    num_heads: c.num_heads,
+                    num_kv_heads: c.num_kv_heads,
+                    head_dim: c.head_dim,
+                },
+                post_attention_layernorm: norm(&format!("{p}.post_attention_layernorm.weight"))?,
+                mlp: Mlp {
+                    gate_proj: linear(&format!("{p}.mlp.gate_proj"), hidden, inter, c.mlp_bias)?,
+                    up_proj: linear(&format!("{p}.mlp.up_proj"), hidden, inter, c.mlp_bias)?,
+                    down_proj: linear(&format!("{p}.mlp.down_proj"), inter, hidden, c.mlp_bias)?,
+                    gelu_tanh: c.activation == Activation::GeluTanh,
+                },
+            });
+        }
+        let embed =
+            ckpt.tensor::<B, 2>("model.embed_tokens.weight", [c.vocab_size, hidden], device)?;
+        let lm_head = match (c.tie_word_embeddings, c.num_labels) {
+            (_, Some(_)) => None,
+            (true, None) => {
+                // Some tied checkpoints also store the head; it is the same tensor.
+                if ckpt.contains("lm_head.weight") {
+                    ckpt.tensor::<B, 2>("lm_head.weight", [c.vocab_size, hidden], device)?;
+                }
+                None
+            }
+            (false, None) => Some(linear("lm_head", hidden, c.vocab_size, false)?),
+        };
+        let score = match c.num_labels {
+            Some(labels) => Some(linear("score", hidden, labels, false)?),
+            None => None,
+        };
+        Ok(Self {
+            embed_tokens: Embedding {
+                weight: frozen(embed),
+            },
+            layers,
+            norm: norm("model.norm.weight")?,
+            lm_head,
+            score,
+            shared: SharedFactors::default(),
+            rope: Rope::new(c.rope_theta, c.head_dim, c.rope_scaling.as_ref()),
+            config,
+        })
+    }
+
+    /// Final hidden states `[batch, seq, hidden]`.
+    ///
+    /// `key_mask` (`[batch, past + seq]`, 1 = real token) masks padding keys; `positions`
+    /// (`[batch, seq]`) are the rotary positions; `cache` holds and receives past keys/values.
+    pub fn hidden_states(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        key_mask: Option<Tensor<B, 2, Int>>,
+        positions: Tensor<B, 2, Int>,
+        mut cache: Option<&mut KvCache<B>>,
+    ) -> Tensor<B, 3> {
+        let [batch, seq] = input_ids.dims();
+        let past = cache.as_ref().map(|c| c.len()).unwrap_or(0);
+        let device = input_ids.device();
+        let mut x = embedding(self.embed_tokens.weight.val(), input_ids);
+        if self.config.scale_embeddings {
+            x = x.mul_scalar((self.config.hidden_size as f32).sqrt());
+        }
+        let (cos, sin) = self.rope.cos_sin(positions);
+        let bias = attention_bias::<B>(key_mask, batch, seq, past, &device);
+        for (index, layer) in self.layers.iter().enumerate() {
+            let slot = cache.as_deref_mut().map(|c| &mut c.layers[index]);
+            let h = layer.input_layernorm.forward(x.clone());
+            x = x + layer
+                .self_attn
+                .forward(h, (&cos, &sin), &bias, slot, &self.shared);
+            let h = layer.post_attention_layernorm.forward(x.clone());
+            x = x + layer.mlp.forward(h, &self.shared);
+        }
+        self.norm.forward(x)
+    }
+
+    /// Vocabulary logits of hidden states.
+    pub fn lm_logits(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
+        match &self.lm_head {
+            Some(head) => head.forward(hidden, &self.shared),
+            None => {
+                let [b, s, h] = hidden.dims();
+                let weight = self.embed_tokens.weight.val();
+                hidden
+                    .reshape([b * s, h])
+                    .matmul(weight.transpose())
+                    .reshape([b, s, self.config.vocab_size])
+            }
+        }
+    }
+
+    /// Logits `[batch, seq, vocab]` for a (right-padded) batch, as HF's forward computes them.
+    pub fn forward(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        attention_mask: Option<Tensor<B, 2, Int>>,
+    ) -> Tensor<B, 3> {
+        let positions = arange_positions::<B>(input_ids.dims(), &input_ids.device());
+        let hidden = self.hidden_states(input_ids, attention_mask, positions, None);
+        self.lm_logits(hidden)
+    }
+
+    /// Classification logits `[batch, labels]` from the last real token of each row.
+    pub fn classify(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        attention_mask: Tensor<B, 2, Int>,
+    ) -> Result<Tensor<B, 2>> {
+        let head = self.score.as_ref().ok_or_else(|| {
+            Error::invalid("model", "score", "this model has no classification head")
+        })?;
+        let [b, s] = input_ids.dims();
+        let device = input_ids.device();
+        let positions = arange_positions::<B>([b, s], &device);
+        let last = (positions.clone() * attention_mask.clone()).max_dim(1); // [b, 1]
+        let hidden = self.hidden_states(input_ids, Some(attention_mask), positions, None);
+        let h = self.config.hidden_size;
+        let index = last.unsqueeze_dim::<3>(2).repeat_dim(2, h);
+        let pooled = hidden.gather(1, index).reshape([b, h]);
+        Ok(head.forward(pooled, &self.shared))
+    }
+}
+
+/// Positions `0..seq` for every row.
+pub fn arange_positions<B: Backend>(
+    [batch, seq]: [usize; 2],
+    device: &B::Device,
+) -> Tensor<B, 2, Int> {
+    Tensor::<B, 1, Int>::arange(0..seq as i64, device)
+        .unsqueeze::<2>()
+        .repeat_dim(0, batch)
+}
+
+/// Additive attention bias `[batch, 1, seq, past + seq]`: 0 where a query may attend, the f32
+/// minimum (as transformers uses) above the causal diagonal and on padding keys.
+fn attention_bias<B: Backend>(
+    key_mask: Option<Tensor<B, 2, Int>>,
+    batch: usize,
+    seq: usize,
+    past: usize,
+    device: &B::Device,
+) -> Tensor<B, 4> {
+    let total = past + seq;
+    let query = Tensor::<B, 1, Int>::arange(past as i64..total as i64, device).reshape([seq, 1]);
+    let key = Tensor::<B, 1, Int>::arange(0..total as i64, device).reshape([1, total]);
+    let future = key.repeat_dim(0, seq).greater(query.repeat_dim(1, total));
+    let mut masked = future.unsqueeze::<4>().repeat_dim(0, batch);
+    if let Some(mask) = key_mask {
+        let padding = mask
+            .equal_elem(0)
+            .reshape([batch, 1, 1, total])
+            .repeat_dim(2, seq);
+        masked = masked.bool_or(padding);
+    }
+    Tensor::<B, 4>::zeros([batch, 1, seq, total], device).mask_fill(masked, f32::MIN)
+}
+
+impl<B: Backend> PeftModel<B> for Decoder<B> {
+    fn linears(&self) -> Vec<(String, &PeftLinear<B>)> {
+        let mut out = Vec::new();
+        for (l, layer) in self.layers.iter().enumerate() {
+            let a = &layer.self_attn;
+            let m = &layer.mlp;
+            for (name, slot) in [
+                ("self_attn.q_proj", &a.q_proj),
+                ("self_attn.k_proj", &a.k_proj),
+                ("self_attn.v_proj", &a.v_proj),
+                ("self_attn.o_proj", &a.o_proj),
+                ("mlp.gate_proj", &m.gate_proj),
+                ("mlp.up_proj", &m.up_proj),
+                ("mlp.down_proj", &m.down_proj),
+            ] {
+                out.push((format!("model.layers.{l}.{name}"), slot));
+            }
+        }
+        if let Some(head) = &self.lm_head {
+            out.push(("lm_head".into(), head));
+        }
+        if let Some(score) = &self.score {
+            out.push(("score".into(), score));
+        }
+        out
+    }
+
+    fn linears_mut(&mut self) -> Vec<(String, &mut PeftLinear<B>)> {
+        let mut out = Vec::new();
+        for (l, layer) in self.layers.iter_mut().enumerate() {
+            let a = &mut layer.self_attn;
+            let m = &mut layer.mlp;
+            for (name, slot) in [
+                ("self_attn.q_proj", &mut a.q_proj),
+                ("self_attn.k_proj", &mut a.k_proj),
+                ("self_attn.v_proj", &mut a.v_proj),
+                ("self_attn.o_proj", &mut a.o_proj),
+                ("mlp.gate_proj", &mut m.gate_proj),
+                ("mlp.up_proj", &mut m.up_proj),
+                ("mlp.down_proj", &mut m.down_proj),
+            ] {
+                out.push((format!("model.layers.{l}.{name}"), slot));
+            }
+        }
+        if let Some(head) = &mut self.lm_head {
+            out.push(("lm_head".into(), head));
+        }
+        if let Some(score) = &mut self.score {
+            out.push(("score".into(), score));
+        }
+        out
+    }
+
+    fn shared(&self) -> &SharedFactors<B> {
+        &self.shared
+    }
+
+    fn shared_mut(&mut self) -> &mut SharedFactors<B> {
+        &mut self.shared
+    }
+
+    fn is_head(&self, name: &str) -> bool {
+        name == "lm_head" || name == "score"
+    }
+
+    fn default_targets(&self) -> Targets {
+        Targets::Names(vec!["q_proj".into(), "v_proj".into()])
+    }
+}
+
+impl<B: Backend> HasAdapters<B> for Decoder<B> {
+    fn adapted_layers(&self) -> Vec<&AdaptedLinear<B>> {
+        adapted_layers(self.linears())
+    }
+}

@@ -1,0 +1,208 @@
+//! Karpathy's llama2.c checkpoint format (`.bin`), as the shipped stories260K original uses.
+//!
+//! Layout: seven little-endian i32 (dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size,
+//! seq_len; a negative vocab_size means an untied classifier follows), then f32 arrays:
+//! token_embedding, rms_att, wq, wk, wv, wo, rms_ffn, w1 (gate), w2 (down), w3 (up), rms_final,
+//! two legacy RoPE tables, and the classifier when untied. Matrices are `[out, in]`.
+//! llama2.c's RoPE rotates adjacent channel pairs; HF rotates halves, so q/k rows are permuted
+//! on load (the same permutation HF's conversion script applies). The result is an HF-named
+//! in-memory checkpoint that [`Decoder::from_checkpoint`] builds from.
+
+use std::path::Path;
+
+use burn::tensor::backend::Backend;
+
+use super::config::ModelType;
+use super::decoder::{Activation, Decoder, DecoderConfig};
+use crate::io::checkpoint::{Checkpoint, OutTensor, serialize};
+use crate::{Error, Result};
+
+/// Loads a llama2.c `.bin` checkpoint as a Llama decoder (BOS 1, EOS 2, as llama2.c's
+/// sentencepiece vocabularies use).
+pub fn load<B: Backend>(path: &Path, device: &B::Device) -> Result<Decoder<B>> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let bad = |message: String| Error::BadFile {
+        path: path.to_path_buf(),
+        message,
+    };
+    if bytes.len() < 28 {
+        return Err(bad("shorter than the 28-byte llama2.c header".into()));
+    }
+    let header: Vec<i32> = bytes[..28]
+        .chunks_exact(4)
+        .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let [dim, hidden, layers, heads, kv_heads, vocab, seq_len] = header[..] else {
+        unreachable!("seven header fields")
+    };
+    let shared = vocab > 0;
+    let as_size = |v: i32, what: &str| -> Result<usize> {
+        usize::try_from(v.unsigned_abs())
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| bad(format!("header field {what} = {v} is not a positive size")))
+    };
+    let (dim, hidden, layers, heads, kv_heads, vocab, seq_len) = (
+        as_size(dim, "dim")?,
+        as_size(hidden, "hidden_dim")?,
+        as_size(layers, "n_layers")?,
+        as_size(heads, "n_heads")?,
+        as_size(kv_heads, "n_kv_heads")?,
+        as_size(vocab, "vocab_size")?,
+        as_size(seq_len, "seq_len")?,
+    );
+    if dim % heads != 0 || heads % kv_heads != 0 || (dim / heads) % 2 != 0 {
+        return Err(bad(format!(
+            "inconsistent heads: dim {dim}, n_heads {heads}, n_kv_heads {kv_heads}"
+        )));
+    }
+    let head_dim = dim / heads;
+    let kv_dim = kv_heads * head_dim;
+
+    let floats: Vec<f32> = bytes[28..]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let mut cursor = 0usize;
+    let mut take = |n: usize, what: &str| -> Result<Vec<f32>> {
+        let end = cursor + n;
+        let slice = floats.get(cursor..end).ok_or_else(|| {
+            bad(format!(
+                "truncated: `{what}` needs {n} floats at offset {cursor}, the file has {}",
+                floats.len()
+            ))
+        })?;
+        cursor = end;
+        Ok(slice.to_vec())
+    };
+
+    let mut tensors = Vec::new();
+    let mut push = |name: String, shape: Vec<usize>, values: Vec<f32>| {
+        tensors.push(OutTensor::F32(name, shape, values))
+    };
+    push(
+        "model.embed_tokens.weight".into(),
+        vec![vocab, dim],
+        take(vocab * dim, "token_embedding")?,
+    );
+    let per_layer = |all: Vec<f32>, l: usize, n: usize| all[l * n..(l + 1) * n].to_vec();
+    let rms_att = take(layers * dim, "rms_att")?;
+    let wq = take(layers * dim * dim, "wq")?;
+    let wk = take(layers * kv_dim * dim, "wk")?;
+    let wv = take(layers * kv_dim * dim, "wv")?;
+    let wo = take(layers * dim * dim, "wo")?;
+    let rms_ffn = take(layers * dim, "rms_ffn")?;
+    let w1 = take(layers * hidden * dim, "w1")?;
+    let w2 = take(layers * dim * hidden, "w2")?;
+    let w3 = take(layers * hidden * dim, "w3")?;
+    let rms_final = take(dim, "rms_final")?;
+    let _rope_tables = take(seq_len * head_dim, "freq_cis")?;
+    let classifier = if shared {
+        None
+    } else {
+        Some(take(vocab * dim, "wcls")?)
+    };
+    for l in 0..layers {
+        let p = format!("model.layers.{l}");
+        push(
+            format!("{p}.input_layernorm.weight"),
+            vec![dim],
+            per_layer(rms_att.clone(), l, dim),
+        );
+        let q = per_layer(wq.clone(), l, dim * dim);
+        push(
+            format!("{p}.self_attn.q_proj.weight"),
+            vec![dim, dim],
+            permute_rotary(&q, heads, head_dim, dim),
+        );
+        let k = per_layer(wk.clone(), l, kv_dim * dim);
+        push(
+            format!("{p}.self_attn.k_proj.weight"),
+            vec![kv_dim, dim],
+            permute_rotary(&k, kv_heads, head_dim, dim),
+        );
+        push(
+            format!("{p}.self_attn.v_proj.weight"),
+            vec![kv_dim, dim],
+            per_layer(wv.clone(), l, kv_dim * dim),
+        );
+        push(
+            format!("{p}.self_attn.o_proj.weight"),
+            vec![dim, dim],
+            per_layer(wo.clone(), l, dim * dim),
+        );
+        push(
+            format!("{p}.post_attention_layernorm.weight"),
+            vec![dim],
+            per_layer(rms_ffn.clone(), l, dim),
+        );
+        push(
+            format!("{p}.mlp.gate_proj.weight"),
+            vec![hidden, dim],
+            per_layer(w1.clone(), l, hidden * dim),
+        );
+        push(
+            format!("{p}.mlp.down_proj.weight"),
+            vec![dim, hidden],
+            per_layer(w2.clone(), l, dim * hidden),
+        );
+        push(
+            format!("{p}.mlp.up_proj.weight"),
+            vec![hidden, dim],
+            per_layer(w3.clone(), l, hidden * dim),
+        );
+    }
+    push("model.norm.weight".into(), vec![dim], rms_final);
+    if let Some(classifier) = classifier {
+        push("lm_head.weight".into(), vec![vocab, dim], classifier);
+    }
+
+    let config = DecoderConfig {
+        model_type: ModelType::Llama,
+        vocab_size: vocab,
+        hidden_size: dim,
+        intermediate_size: hidden,
+        num_layers: layers,
+        num_heads: heads,
+        num_kv_heads: kv_heads,
+        head_dim,
+        rms_norm_eps: 1e-5,
+        rope_theta: 10_000.0,
+        rope_scaling: None,
+        tie_word_embeddings: shared,
+        qkv_bias: false,
+        o_bias: false,
+        mlp_bias: false,
+        activation: Activation::Silu,
+        scale_embeddings: false,
+        norm_offset: 0.0,
+        max_position_embeddings: seq_len,
+        bos_token_id: Some(1),
+        eos_token_ids: vec![2],
+        pad_token_id: None,
+        num_labels: None,
+    };
+    let ckpt = Checkpoint::from_bytes(path, serialize(path, tensors, None)?)?;
+    Decoder::from_checkpoint(config, &ckpt, device)
+}
+
+/// Rows of a q/k weight from adjacent-pair to rotate-half order, per head:
+/// new row `j·(d/2) + i` = old row `2i + j`.
+fn permute_rotary(weight: &[f32], heads: usize, head_dim: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; weight.len()];
+    let half = head_dim / 2;
+    for h in 0..heads {
+        for i in 0..half {
+            for j in 0..2 {
+                let old = h * head_dim + 2 * i + j;
+                let new = h * head_dim + j * half + i;
+                out[new * cols..(new + 1) * cols]
+                    .copy_from_slice(&weight[old * cols..(old + 1) * cols]);
+            }
+        }
+    }
+    out
+}

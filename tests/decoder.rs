@@ -1,0 +1,16 @@
+//! Decoder models: parity with transformers on the fixtures, generation, the PEFT adapter
+//! fixture, stories260K (HF and llama2.c), checkpoint formats and bad input.
+
+#[path = "decoder/common.rs"]
+mod common;
+
+#[path = "decoder/cache.rs"]
+mod cache;
+#[path = "decoder/errors.rs"]
+mod errors;
+#[path = "decoder/formats.rs"]
+mod formats;
+#[path = "decoder/parity.rs"]
+mod parity;
+#[path = "decoder/stories.rs"]
+mod stories;
