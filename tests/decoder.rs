@@ -6,11 +6,17 @@ mod common;
 
 #[path = "decoder/cache.rs"]
 mod cache;
+#[path = "decoder/cli.rs"]
+mod cli;
 #[path = "decoder/errors.rs"]
 mod errors;
 #[path = "decoder/formats.rs"]
 mod formats;
 #[path = "decoder/parity.rs"]
 mod parity;
+#[path = "decoder/peft_adapter.rs"]
+mod peft_adapter;
 #[path = "decoder/stories.rs"]
 mod stories;
+#[path = "decoder/targets.rs"]
+mod targets;

@@ -31,12 +31,22 @@ pub enum TargetMatcher {
 impl Targets {
     pub fn compile(&self) -> Result<TargetMatcher> {
         match self {
-            Targets::Names(names) if names.is_empty() => Err(Error::invalid("adapter.targets", "[]", "name at least one module")),
+            Targets::Names(names) if names.is_empty() => Err(Error::invalid(
+                "adapter.targets",
+                "[]",
+                "name at least one module",
+            )),
             Targets::Names(names) => Ok(TargetMatcher::Names(names.clone())),
             Targets::Pattern(p) if p == ALL_LINEAR => Ok(TargetMatcher::AllLinear),
             Targets::Pattern(p) => Regex::new(&format!("^(?:{p})$"))
                 .map(TargetMatcher::Regex)
-                .map_err(|e| Error::invalid("adapter.targets", p, format!("not a valid regular expression: {e}"))),
+                .map_err(|e| {
+                    Error::invalid(
+                        "adapter.targets",
+                        p,
+                        format!("not a valid regular expression: {e}"),
+                    )
+                }),
         }
     }
 }
@@ -61,11 +71,15 @@ mod tests {
 
     #[test]
     fn peft_matching_rules() {
-        let names = Targets::Names(vec!["q_proj".into(), "v_proj".into()]).compile().unwrap();
+        let names = Targets::Names(vec!["q_proj".into(), "v_proj".into()])
+            .compile()
+            .unwrap();
         assert!(names.matches("model.layers.0.self_attn.q_proj", false));
         assert!(!names.matches("model.layers.0.self_attn.qq_proj", false));
         assert!(!names.matches("model.layers.0.self_attn.o_proj", false));
-        let re = Targets::Pattern(r".*\.[0-1]\.self_attn\.(q|k)_proj".into()).compile().unwrap();
+        let re = Targets::Pattern(r".*\.[0-1]\.self_attn\.(q|k)_proj".into())
+            .compile()
+            .unwrap();
         assert!(re.matches("model.layers.1.self_attn.k_proj", false));
         assert!(!re.matches("model.layers.2.self_attn.k_proj", false));
         let all = Targets::Pattern("all-linear".into()).compile().unwrap();

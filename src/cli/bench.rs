@@ -8,6 +8,30 @@ use burn_peft::linalg::{SvdOptions, gaussian, svd};
 pub enum BenchCommand {
     /// SVD initialisation time (exact vs randomized) and the randomized top-r error.
     Svd(SvdBenchArgs),
+    /// Prefill and decode tokens/s of a decoder (a checkpoint, or a random-weight Llama).
+    Generate(GenerateBenchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct GenerateBenchArgs {
+    /// Model folder or llama2.c .bin; omit for a random-weight Llama of --hidden/--layers.
+    #[arg(long)]
+    pub model: Option<std::path::PathBuf>,
+    #[arg(long, default_value_t = 512)]
+    pub hidden: usize,
+    #[arg(long, default_value_t = 8)]
+    pub layers: usize,
+    /// Prompt length (prefill).
+    #[arg(long, default_value_t = 128)]
+    pub prompt: usize,
+    /// Tokens to decode after the prompt.
+    #[arg(long, default_value_t = 64)]
+    pub decode: usize,
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Device: cpu, wgpu or cuda.
+    #[arg(long, default_value = "cpu")]
+    pub device: burn_peft::backend::DeviceKind,
 }
 
 #[derive(clap::Args, Debug)]
@@ -41,6 +65,10 @@ pub struct SvdBenchArgs {
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Svd(args) => svd_bench(args),
+        BenchCommand::Generate(args) => {
+            let device = args.device;
+            burn_peft::backend::run_on(device, GenerateBench(args))
+        }
     }
 }
 
@@ -115,4 +143,112 @@ fn rayon_threads() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
+}
+
+struct GenerateBench(GenerateBenchArgs);
+
+impl burn_peft::backend::BackendJob for GenerateBench {
+    type Output = anyhow::Result<()>;
+
+    fn run<B: burn::tensor::backend::AutodiffBackend>(
+        self,
+        device: B::Device,
+    ) -> anyhow::Result<()> {
+        use burn::tensor::{Int, Tensor, TensorData};
+        use burn_peft::model::decoder::{
+            Activation, Decoder, DecoderConfig, KvCache, arange_positions,
+        };
+        type I<B> = <B as burn::tensor::backend::AutodiffBackend>::InnerBackend;
+        let args = self.0;
+        let model: Decoder<I<B>> = match &args.model {
+            Some(path) => burn_peft::model::any::load_model::<I<B>>(path, &device)?
+                .0
+                .decoder()
+                .ok_or_else(|| anyhow::anyhow!("{}: not a decoder", path.display()))?,
+            None => {
+                let heads = (args.hidden / 64).max(1);
+                let config = DecoderConfig {
+                    model_type: burn_peft::model::ModelType::Llama,
+                    vocab_size: 32_000,
+                    hidden_size: args.hidden,
+                    intermediate_size: args.hidden * 8 / 3 / 64 * 64,
+                    num_layers: args.layers,
+                    num_heads: heads,
+                    num_kv_heads: heads,
+                    head_dim: args.hidden / heads,
+                    rms_norm_eps: 1e-5,
+                    rope_theta: 10_000.0,
+                    rope_scaling: None,
+                    tie_word_embeddings: false,
+                    qkv_bias: false,
+                    o_bias: false,
+                    mlp_bias: false,
+                    activation: Activation::Silu,
+                    scale_embeddings: false,
+                    norm_offset: 0.0,
+                    max_position_embeddings: 4096,
+                    bos_token_id: Some(1),
+                    eos_token_ids: vec![2],
+                    pad_token_id: None,
+                    num_labels: None,
+                };
+                Decoder::random(config, 0, &device)?
+            }
+        };
+        let c = &model.config;
+        let vocab = c.vocab_size as i64;
+        println!(
+            "model: hidden {}, layers {}, heads {}/{}, vocab {}; batch {}, prompt {}, decode {}",
+            c.hidden_size,
+            c.num_layers,
+            c.num_heads,
+            c.num_kv_heads,
+            c.vocab_size,
+            args.batch,
+            args.prompt,
+            args.decode
+        );
+        let ids: Vec<i64> = (0..args.batch * args.prompt)
+            .map(|i| (i as i64 * 7919) % vocab)
+            .collect();
+        let ids = Tensor::<I<B>, 2, Int>::from_data(
+            TensorData::new(ids, [args.batch, args.prompt]),
+            &device,
+        );
+        for round in 0..2 {
+            let mut cache = KvCache::new(model.layers.len());
+            let started = Instant::now();
+            let positions = arange_positions::<I<B>>([args.batch, args.prompt], &device);
+            let hidden = model.hidden_states(ids.clone(), None, positions, Some(&mut cache));
+            let [b, s, h] = hidden.dims();
+            let mut next = model
+                .lm_logits(hidden.slice([0..b, s - 1..s, 0..h]))
+                .argmax(2)
+                .reshape([b, 1]);
+            let _ = next.clone().into_data();
+            let prefill = started.elapsed().as_secs_f64();
+            let started = Instant::now();
+            for step in 0..args.decode {
+                let pos =
+                    Tensor::<I<B>, 2, Int>::full([b, 1], (args.prompt + step) as i64, &device);
+                let hidden = model.hidden_states(next, None, pos, Some(&mut cache));
+                next = model.lm_logits(hidden).argmax(2).reshape([b, 1]);
+            }
+            let _ = next.into_data();
+            let decode = started.elapsed().as_secs_f64();
+            if round == 1 {
+                println!(
+                    "prefill: {:.0} tokens/s ({:.3} s)",
+                    (args.batch * args.prompt) as f64 / prefill,
+                    prefill
+                );
+                println!(
+                    "decode:  {:.1} tokens/s ({:.3} s)",
+                    (args.batch * args.decode) as f64 / decode,
+                    decode
+                );
+            }
+        }
+        Ok(())
+    }
 }

@@ -3,6 +3,10 @@
 
 mod bench;
 mod demo;
+mod forward;
+mod generate;
+mod inspect;
+mod model_args;
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +23,12 @@ pub enum Command {
     /// Adapt a random linear layer, train the adapter a few steps toward a low-rank target,
     /// and print parameter accounting, loss, regularizer and the merge check.
     Demo(demo::DemoArgs),
+    /// Continue prompts with a causal LM (greedy or sampled, KV cache, batched).
+    Generate(generate::GenerateArgs),
+    /// Logits (and loss) for token ids from a safetensors file: the parity/debug tool.
+    Forward(forward::ForwardArgs),
+    /// Architecture, parameter count, dtypes and adaptable linear layers of a checkpoint.
+    Inspect(inspect::InspectArgs),
     /// Benchmarks (numbers for the README and notes).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -28,6 +38,9 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(args) => demo::run(args),
+        Command::Generate(args) => generate::run(args),
+        Command::Forward(args) => forward::run(args),
+        Command::Inspect(args) => inspect::run(args),
         Command::Bench(cmd) => bench::run(cmd),
     }
 }

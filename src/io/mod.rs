@@ -3,6 +3,7 @@
 //! good one.
 
 pub mod checkpoint;
+pub mod peft;
 
 use std::io::Write;
 use std::path::Path;

@@ -35,7 +35,10 @@ impl ModelType {
     }
 
     pub fn is_decoder(self) -> bool {
-        matches!(self, ModelType::Llama | ModelType::Mistral | ModelType::Qwen2 | ModelType::Gemma)
+        matches!(
+            self,
+            ModelType::Llama | ModelType::Mistral | ModelType::Qwen2 | ModelType::Gemma
+        )
     }
 }
 
@@ -51,20 +54,33 @@ impl HfConfig {
     /// Reads `dir/config.json`.
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join("config.json");
-        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
         let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::BadFile {
             path: path.clone(),
             message: format!("not valid JSON: {e}"),
         })?;
-        let name = json.get("model_type").and_then(|v| v.as_str()).ok_or_else(|| Error::BadFile {
-            path: path.clone(),
-            message: "no `model_type` field".into(),
-        })?;
+        let name = json
+            .get("model_type")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| Error::BadFile {
+                path: path.clone(),
+                message: "no `model_type` field".into(),
+            })?;
         let model_type = ModelType::from_name(name).ok_or_else(|| Error::BadFile {
             path: path.clone(),
-            message: format!("unsupported model_type `{name}` (supported: {})", ModelType::SUPPORTED),
+            message: format!(
+                "unsupported model_type `{name}` (supported: {})",
+                ModelType::SUPPORTED
+            ),
         })?;
-        Ok(Self { path, model_type, json })
+        Ok(Self {
+            path,
+            model_type,
+            json,
+        })
     }
 
     /// Deserialises the config into an architecture's typed view.
@@ -129,7 +145,10 @@ impl GenerationConfig {
         if !path.is_file() {
             return Ok(Self::default());
         }
-        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
         serde_json::from_str(&text).map_err(|e| Error::BadFile {
             path,
             message: format!("{e}"),

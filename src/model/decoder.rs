@@ -106,7 +106,7 @@ impl DecoderConfig {
         let num_kv_heads = raw.num_key_value_heads.unwrap_or(raw.num_attention_heads);
         if raw.num_attention_heads == 0
             || num_kv_heads == 0
-            || raw.num_attention_heads % num_kv_heads != 0
+            || !raw.num_attention_heads.is_multiple_of(num_kv_heads)
         {
             return Err(bad(format!(
                 "num_attention_heads {} is not a multiple of num_key_value_heads {num_kv_heads}",
@@ -116,7 +116,7 @@ impl DecoderConfig {
         let head_dim = raw
             .head_dim
             .unwrap_or(raw.hidden_size / raw.num_attention_heads);
-        if head_dim == 0 || head_dim % 2 != 0 {
+        if head_dim == 0 || !head_dim.is_multiple_of(2) {
             return Err(bad(format!(
                 "head_dim {head_dim} must be even and positive"
             )));
@@ -411,6 +411,69 @@ impl<B: Backend> Decoder<B> {
         })
     }
 
+    /// A model with random weights (N(0, 0.02²), unit norms) for benchmarks and tests.
+    pub fn random(config: DecoderConfig, seed: u64, device: &B::Device) -> Result<Self> {
+        use crate::io::checkpoint::{OutTensor, serialize};
+        let c = &config;
+        let mut rng = crate::linalg::gaussian::rng(seed);
+        let mut normal = |shape: Vec<usize>| {
+            let m = crate::linalg::gaussian::standard_normal(&mut rng, 1, shape.iter().product());
+            (
+                shape,
+                (0..m.ncols())
+                    .map(|j| 0.02 * m[(0, j)])
+                    .collect::<Vec<f32>>(),
+            )
+        };
+        let (h, q, kv, i) = (
+            c.hidden_size,
+            c.num_heads * c.head_dim,
+            c.num_kv_heads * c.head_dim,
+            c.intermediate_size,
+        );
+        let mut specs: Vec<(String, Vec<usize>)> =
+            vec![("model.embed_tokens.weight".into(), vec![c.vocab_size, h])];
+        for l in 0..c.num_layers {
+            let p = format!("model.layers.{l}");
+            for (name, shape) in [
+                ("self_attn.q_proj.weight", vec![q, h]),
+                ("self_attn.k_proj.weight", vec![kv, h]),
+                ("self_attn.v_proj.weight", vec![kv, h]),
+                ("self_attn.o_proj.weight", vec![h, q]),
+                ("mlp.gate_proj.weight", vec![i, h]),
+                ("mlp.up_proj.weight", vec![i, h]),
+                ("mlp.down_proj.weight", vec![h, i]),
+            ] {
+                specs.push((format!("{p}.{name}"), shape));
+            }
+        }
+        if !c.tie_word_embeddings {
+            specs.push(("lm_head.weight".into(), vec![c.vocab_size, h]));
+        }
+        let mut tensors: Vec<OutTensor> = specs
+            .into_iter()
+            .map(|(name, shape)| {
+                let (shape, values) = normal(shape);
+                OutTensor::F32(name, shape, values)
+            })
+            .collect();
+        let mut norms = vec!["model.norm.weight".to_string()];
+        for l in 0..c.num_layers {
+            norms.push(format!("model.layers.{l}.input_layernorm.weight"));
+            norms.push(format!("model.layers.{l}.post_attention_layernorm.weight"));
+        }
+        for name in norms {
+            tensors.push(OutTensor::F32(
+                name,
+                vec![h],
+                vec![1.0 - c.norm_offset as f32; h],
+            ));
+        }
+        let origin = Path::new("<random>");
+        let ckpt = Checkpoint::from_bytes(origin, serialize(origin, tensors, None)?)?;
+        Self::from_checkpoint(config, &ckpt, device)
+    }
+
     /// Final hidden states `[batch, seq, hidden]`.
     ///
     /// `key_mask` (`[batch, past + seq]`, 1 = real token) masks padding keys; `positions`
@@ -448,12 +511,12 @@ impl<B: Backend> Decoder<B> {
         match &self.lm_head {
             Some(head) => head.forward(hidden, &self.shared),
             None => {
+                // Tied head: logitsᵀ = E hᵀ keeps the large [vocab, hidden] embedding in its
+                // stored layout (a transposed operand is copied on every call).
                 let [b, s, h] = hidden.dims();
                 let weight = self.embed_tokens.weight.val();
-                hidden
-                    .reshape([b * s, h])
-                    .matmul(weight.transpose())
-                    .reshape([b, s, self.config.vocab_size])
+                let logits_t = weight.matmul(hidden.reshape([b * s, h]).transpose());
+                logits_t.transpose().reshape([b, s, self.config.vocab_size])
             }
         }
     }
@@ -467,6 +530,21 @@ impl<B: Backend> Decoder<B> {
         let positions = arange_positions::<B>(input_ids.dims(), &input_ids.device());
         let hidden = self.hidden_states(input_ids, attention_mask, positions, None);
         self.lm_logits(hidden)
+    }
+
+    /// Adds a fresh sequence-classification head (`score`, N(0, 0.02²) as HF initialises it,
+    /// seeded), trainable, for fine-tuning a causal LM on a classification task.
+    pub fn with_score_head(mut self, num_labels: usize, seed: u64) -> Self {
+        let device = self.embed_tokens.weight.device();
+        let mut rng = crate::linalg::gaussian::rng(seed);
+        let weight =
+            crate::linalg::gaussian::standard_normal(&mut rng, num_labels, self.config.hidden_size)
+                * faer::Scale(0.02);
+        let weight = crate::linalg::mat_to_tensor::<B>(weight.as_ref(), &device);
+        let head = crate::linalg::layout::linear_from_hf(weight, None);
+        self.score = Some(PeftLinear::Plain(head));
+        self.config.num_labels = Some(num_labels);
+        self
     }
 
     /// Classification logits `[batch, labels]` from the last real token of each row.

@@ -18,12 +18,22 @@ pub struct Injection {
 
 /// Adds the configured adapter to every target linear of `model` and unfreezes
 /// `modules_to_save`. Errors when the targets match nothing.
-pub fn inject_adapters<B: Backend, M: PeftModel<B>>(mut model: M, config: &AdapterConfig) -> Result<(M, Injection)> {
-    let targets = config.targets.clone().unwrap_or_else(|| model.default_targets());
+pub fn inject_adapters<B: Backend, M: PeftModel<B>>(
+    mut model: M,
+    config: &AdapterConfig,
+) -> Result<(M, Injection)> {
+    let targets = config
+        .targets
+        .clone()
+        .unwrap_or_else(|| model.default_targets());
     let matcher = targets.compile()?;
     let mut init = AdapterInit::new(config.clone())?;
 
-    let heads: Vec<bool> = model.linears().iter().map(|(name, _)| model.is_head(name)).collect();
+    let heads: Vec<bool> = model
+        .linears()
+        .iter()
+        .map(|(name, _)| model.is_head(name))
+        .collect();
     let mut shared = std::mem::take(model.shared_mut());
     let mut slots: Vec<(String, &mut PeftLinear<B>)> = model
         .linears_mut()
@@ -37,11 +47,21 @@ pub fn inject_adapters<B: Backend, M: PeftModel<B>>(mut model: M, config: &Adapt
         return Err(Error::invalid(
             "adapter.targets",
             format!("{targets:?}"),
-            format!("matches no linear layer; this model's linears are: {}", names.join(", ")),
+            format!(
+                "matches no linear layer; this model's linears are: {}",
+                names.join(", ")
+            ),
         ));
     }
-    if let Some((name, _)) = slots.iter().find(|(_, slot)| matches!(slot, PeftLinear::Adapted(_))) {
-        return Err(Error::invalid("adapter.targets", name, "this layer already carries an adapter"));
+    if let Some((name, _)) = slots
+        .iter()
+        .find(|(_, slot)| matches!(slot, PeftLinear::Adapted(_)))
+    {
+        return Err(Error::invalid(
+            "adapter.targets",
+            name,
+            "this layer already carries an adapter",
+        ));
     }
 
     let adapted: Vec<String> = slots.iter().map(|(name, _)| name.clone()).collect();
@@ -56,7 +76,10 @@ pub fn inject_adapters<B: Backend, M: PeftModel<B>>(mut model: M, config: &Adapt
             }
         }
         for shape in shapes {
-            let members: Vec<&mut (String, &mut PeftLinear<B>)> = slots.iter_mut().filter(|(_, s)| s.dims() == shape).collect();
+            let members: Vec<&mut (String, &mut PeftLinear<B>)> = slots
+                .iter_mut()
+                .filter(|(_, s)| s.dims() == shape)
+                .collect();
             let bases = members.iter().map(|(_, s)| s.base().clone()).collect();
             let layers = init.adapt_group(bases, &mut shared)?;
             for ((_, slot), layer) in members.into_iter().zip(layers) {
@@ -66,10 +89,18 @@ pub fn inject_adapters<B: Backend, M: PeftModel<B>>(mut model: M, config: &Adapt
     } else {
         for (index, (name, slot)) in slots.iter_mut().enumerate() {
             if progress {
-                eprint!("\rinitialising {} adapters: {}/{total} {name}\x1b[K", config.method, index + 1);
+                eprint!(
+                    "\rinitialising {} adapters: {}/{total} {name}\x1b[K",
+                    config.method,
+                    index + 1
+                );
             }
             let layer = init.adapt(slot.base().clone()).map_err(|e| match e {
-                Error::InvalidConfig { field, value, reason } => Error::InvalidConfig {
+                Error::InvalidConfig {
+                    field,
+                    value,
+                    reason,
+                } => Error::InvalidConfig {
                     field,
                     value,
                     reason: format!("{reason} (layer {name})"),
@@ -111,7 +142,11 @@ pub fn unfreeze_modules<B: Backend, M: Module<B>>(model: M, names: &[String]) ->
     };
     let model = model.map(&mut mapper);
     if let Some(missing) = names.iter().zip(&mapper.hits).find(|(_, hit)| !**hit) {
-        return Err(Error::invalid("adapter.modules_to_save", missing.0, "no module of that name in this model"));
+        return Err(Error::invalid(
+            "adapter.modules_to_save",
+            missing.0,
+            "no module of that name in this model",
+        ));
     }
     Ok(model)
 }
@@ -132,7 +167,10 @@ impl<B: Backend> ModuleMapper<B> for Unfreeze<'_> {
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-        let hit = self.names.iter().position(|n| self.path.iter().any(|p| p == n));
+        let hit = self
+            .names
+            .iter()
+            .position(|n| self.path.iter().any(|p| p == n));
         match hit {
             Some(i) => {
                 self.hits[i] = true;
@@ -144,7 +182,9 @@ impl<B: Backend> ModuleMapper<B> for Unfreeze<'_> {
 }
 
 /// The adapted layers of a model, for [`HasAdapters`] implementations.
-pub fn adapted_layers<'a, B: Backend>(linears: Vec<(String, &'a PeftLinear<B>)>) -> Vec<&'a crate::adapter::AdaptedLinear<B>> {
+pub fn adapted_layers<B: Backend>(
+    linears: Vec<(String, &PeftLinear<B>)>,
+) -> Vec<&crate::adapter::AdaptedLinear<B>> {
     linears
         .into_iter()
         .filter_map(|(_, slot)| match slot {

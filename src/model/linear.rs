@@ -11,6 +11,9 @@ use crate::adapter::{AdaptedLinear, SharedFactors};
 use crate::io::checkpoint::Checkpoint;
 use crate::linalg::layout;
 
+/// Slots are built once per model and not moved in hot loops, so the size difference between
+/// the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum PeftLinear<B: Backend> {
     Plain(Linear<B>),
@@ -18,7 +21,11 @@ pub enum PeftLinear<B: Backend> {
 }
 
 impl<B: Backend> PeftLinear<B> {
-    pub fn forward<const D: usize>(&self, x: Tensor<B, D>, shared: &SharedFactors<B>) -> Tensor<B, D> {
+    pub fn forward<const D: usize>(
+        &self,
+        x: Tensor<B, D>,
+        shared: &SharedFactors<B>,
+    ) -> Tensor<B, D> {
         match self {
             PeftLinear::Plain(linear) => linear.forward(x),
             PeftLinear::Adapted(adapted) => adapted.forward(x, shared),
@@ -39,8 +46,19 @@ impl<B: Backend> PeftLinear<B> {
     }
 
     /// Loads `{name}.weight` (`[out, in]`, HF layout) and, when `bias`, `{name}.bias`, frozen.
-    pub fn load(ckpt: &Checkpoint, name: &str, in_features: usize, out_features: usize, bias: bool, device: &B::Device) -> Result<Self> {
-        let weight = ckpt.tensor::<B, 2>(&format!("{name}.weight"), [out_features, in_features], device)?;
+    pub fn load(
+        ckpt: &Checkpoint,
+        name: &str,
+        in_features: usize,
+        out_features: usize,
+        bias: bool,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let weight = ckpt.tensor::<B, 2>(
+            &format!("{name}.weight"),
+            [out_features, in_features],
+            device,
+        )?;
         let bias = if bias {
             Some(ckpt.tensor::<B, 1>(&format!("{name}.bias"), [out_features], device)?)
         } else {

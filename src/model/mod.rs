@@ -1,9 +1,18 @@
 //! Models: HF checkpoints of Llama-family decoders and BERT/RoBERTa encoders, built with
 //! [`PeftLinear`] slots so adapters can be injected into any linear layer.
 
+pub mod any;
 pub mod config;
+pub mod decoder;
+pub mod encoder;
+pub mod generate;
 pub mod inject;
 pub mod linear;
+pub mod llama2c;
+pub mod loss;
+pub mod norm;
+pub mod rope;
+pub mod tokenizer;
 
 pub use config::{HfConfig, ModelType};
 pub use inject::{Injection, inject_adapters, merge_adapters};
@@ -41,7 +50,11 @@ impl LoadReport {
     /// Prints the unused tensors (if any) on stderr, as transformers warns about them.
     pub fn warn(&self) {
         if !self.unused.is_empty() {
-            eprintln!("warning: {} unused tensors in the checkpoint: {}", self.unused.len(), self.unused.join(", "));
+            eprintln!(
+                "warning: {} unused tensors in the checkpoint: {}",
+                self.unused.len(),
+                self.unused.join(", ")
+            );
         }
     }
 }

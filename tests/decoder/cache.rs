@@ -57,7 +57,7 @@ fn generation_stops_at_eos() {
     let prompt = vec![1, 17, 99, 4];
     let free = generate(
         &model,
-        &[prompt.clone()],
+        std::slice::from_ref(&prompt),
         &GenerationOptions {
             max_new_tokens: 8,
             ..Default::default()

@@ -24,7 +24,7 @@ fn continue_story(model: &Decoder<B>, tokenizer: &TextTokenizer) -> String {
         eos_token_ids: vec![2],
         ..GenerationOptions::default()
     };
-    let new = generate(model, &[prompt.clone()], &options).unwrap();
+    let new = generate(model, std::slice::from_ref(&prompt), &options).unwrap();
     let mut all = prompt;
     all.extend(&new[0]);
     tokenizer.decode(&all).unwrap()

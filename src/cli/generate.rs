@@ -1,0 +1,88 @@
+//! `burn-peft generate`: text continuation with the KV cache.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use burn::tensor::backend::AutodiffBackend;
+use burn_peft::backend::{BackendJob, run_on};
+use burn_peft::model::generate::{GenerationOptions, generate};
+
+use super::model_args::ModelArgs;
+
+#[derive(clap::Args, Debug)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Prompt text; repeat the flag for a batch.
+    #[arg(long, required = true)]
+    pub prompt: Vec<String>,
+    /// tokenizer.json to use instead of the model's.
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    #[arg(long, default_value_t = 128)]
+    pub max_new_tokens: usize,
+    /// Sampling temperature; 0 decodes greedily.
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    /// Nucleus sampling mass.
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
+    let device = args.model.device;
+    run_on(device, Job(args))
+}
+
+struct Job(GenerateArgs);
+
+impl BackendJob for Job {
+    type Output = anyhow::Result<()>;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<()> {
+        let args = self.0;
+        let model = args
+            .model
+            .load::<B::InnerBackend>(&device)?
+            .decoder()
+            .context("`generate` needs a decoder (causal LM) model")?;
+        let tokenizer = args.model.tokenizer(args.tokenizer.as_deref())?;
+        let prompts = args
+            .prompt
+            .iter()
+            .map(|p| tokenizer.encode(p, true))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut eos = model.config.eos_token_ids.clone();
+        eos.extend(tokenizer.eos_token_id);
+        let options = GenerationOptions {
+            max_new_tokens: args.max_new_tokens,
+            temperature: args.temperature,
+            top_p: args.top_p,
+            seed: args.seed,
+            use_cache: true,
+            eos_token_ids: eos,
+            pad_token_id: model
+                .config
+                .pad_token_id
+                .or(tokenizer.pad_token_id)
+                .unwrap_or(0),
+        };
+        let started = Instant::now();
+        let outputs = generate(&model, &prompts, &options)?;
+        let seconds = started.elapsed().as_secs_f64();
+        let new_tokens: usize = outputs.iter().map(Vec::len).sum();
+        for (prompt, new) in prompts.iter().zip(&outputs) {
+            let mut all = prompt.clone();
+            all.extend(new);
+            println!("{}", tokenizer.decode(&all)?);
+        }
+        eprintln!(
+            "{new_tokens} tokens in {seconds:.2} s ({:.1} tokens/s)",
+            new_tokens as f64 / seconds
+        );
+        Ok(())
+    }
+}

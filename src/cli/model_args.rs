@@ -1,0 +1,55 @@
+//! Arguments shared by the commands that load a model.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use burn::tensor::backend::Backend;
+use burn_peft::backend::DeviceKind;
+use burn_peft::model::any::{AnyModel, load_model};
+use burn_peft::model::tokenizer::TextTokenizer;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// HF model folder (config.json + safetensors) or llama2.c .bin file.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Adapter folder to apply (adapter_config.json + adapter_model.safetensors).
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
+    /// Device: cpu, wgpu or cuda (those compiled in).
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceKind,
+}
+
+impl ModelArgs {
+    /// Loads the model and applies the adapter, warning about unused checkpoint tensors.
+    pub fn load<B: Backend>(&self, device: &B::Device) -> anyhow::Result<AnyModel<B>> {
+        let (model, report) = load_model::<B>(&self.model, device)
+            .with_context(|| format!("loading {}", self.model.display()))?;
+        report.warn();
+        match &self.adapter {
+            Some(dir) => model
+                .with_adapter(dir)
+                .with_context(|| format!("applying adapter {}", dir.display())),
+            None => Ok(model),
+        }
+    }
+
+    /// The tokenizer: `explicit`, else `tokenizer.json` in the model folder (for a `.bin`, next
+    /// to it or in its `hf/` sibling folder).
+    pub fn tokenizer(&self, explicit: Option<&Path>) -> anyhow::Result<TextTokenizer> {
+        let path = match explicit {
+            Some(p) => p.to_path_buf(),
+            None if self.model.is_dir() => self.model.clone(),
+            None => {
+                let dir = self.model.parent().unwrap_or(Path::new("."));
+                if dir.join("tokenizer.json").is_file() {
+                    dir.to_path_buf()
+                } else {
+                    dir.join("hf")
+                }
+            }
+        };
+        Ok(TextTokenizer::load(&path)?)
+    }
+}

@@ -1,0 +1,64 @@
+//! Loading whatever a path holds: an HF folder of any supported architecture, or a llama2.c
+//! `.bin`; and applying an adapter folder to it.
+
+use std::path::Path;
+
+use burn::tensor::backend::Backend;
+
+use super::config::HfConfig;
+use super::decoder::Decoder;
+use super::encoder::EncoderClassifier;
+use super::{LoadReport, llama2c};
+use crate::io::peft;
+use crate::{Error, Result};
+
+/// A loaded model of any supported family. (Loaded once per command, so the size difference
+/// between variants costs nothing.)
+#[allow(clippy::large_enum_variant)]
+pub enum AnyModel<B: Backend> {
+    Decoder(Decoder<B>),
+    Encoder(EncoderClassifier<B>),
+}
+
+/// Loads an HF model folder or a llama2.c `.bin` file.
+pub fn load_model<B: Backend>(
+    path: &Path,
+    device: &B::Device,
+) -> Result<(AnyModel<B>, LoadReport)> {
+    if path.is_file() {
+        if path.extension().is_some_and(|e| e == "bin") {
+            return Ok((
+                AnyModel::Decoder(llama2c::load(path, device)?),
+                LoadReport::default(),
+            ));
+        }
+        return Err(Error::BadFile {
+            path: path.to_path_buf(),
+            message: "expected an HF model folder or a llama2.c .bin file".into(),
+        });
+    }
+    let hf = HfConfig::read(path)?;
+    if hf.model_type.is_decoder() {
+        let (model, report) = Decoder::load(path, device)?;
+        return Ok((AnyModel::Decoder(model), report));
+    }
+    let (model, report) = EncoderClassifier::load(path, device)?;
+    Ok((AnyModel::Encoder(model), report))
+}
+
+impl<B: Backend> AnyModel<B> {
+    /// Applies the adapter folder `dir` (PEFT LoRA layout).
+    pub fn with_adapter(self, dir: &Path) -> Result<Self> {
+        match self {
+            AnyModel::Decoder(m) => Ok(AnyModel::Decoder(peft::load_peft_lora(m, dir)?)),
+            AnyModel::Encoder(m) => Ok(AnyModel::Encoder(peft::load_peft_lora(m, dir)?)),
+        }
+    }
+
+    pub fn decoder(self) -> Option<Decoder<B>> {
+        match self {
+            AnyModel::Decoder(m) => Some(m),
+            AnyModel::Encoder(_) => None,
+        }
+    }
+}

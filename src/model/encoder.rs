@@ -1,0 +1,738 @@
+//! BERT and RoBERTa encoders with transformers' sequence-classification heads
+//! (`BertForSequenceClassification`, `RobertaForSequenceClassification`), loaded from HF
+//! checkpoints. Every linear layer is a [`PeftLinear`] slot, so adapters can be injected into the
+//! attention projections, the feed-forward block or the head.
+//!
+//! The model body has no dropout (transformers in eval mode): logits are deterministic, which the
+//! parity tests and adapter initialisation rely on. Regularising dropout, when wanted, is the
+//! adapters' own `dropout`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::module::Module;
+use burn::nn::{Embedding, LayerNorm, LayerNormConfig};
+use burn::tensor::activation::{gelu, gelu_approximate, relu, softmax};
+use burn::tensor::{Int, Tensor, backend::Backend};
+use serde::Deserialize;
+
+use super::config::{HfConfig, ModelType};
+use super::linear::{PeftLinear, frozen, frozen_linear};
+use super::{LoadReport, PeftModel};
+use crate::adapter::{AdaptedLinear, HasAdapters, SharedFactors, Targets};
+use crate::io::checkpoint::Checkpoint;
+use crate::linalg::{gaussian, mat_to_tensor};
+use crate::{Error, Result};
+
+/// The feed-forward activation (`hidden_act`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// `gelu`: the exact erf form.
+    Gelu,
+    /// `gelu_new` / `gelu_pytorch_tanh`: the tanh approximation.
+    GeluTanh,
+    Relu,
+}
+
+impl Activation {
+    const SUPPORTED: &'static str = "gelu, gelu_new, gelu_pytorch_tanh, relu";
+
+    fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "gelu" => Activation::Gelu,
+            "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
+            "relu" => Activation::Relu,
+            _ => return None,
+        })
+    }
+
+    /// Applies the activation element-wise.
+    pub fn apply<B: Backend, const D: usize>(self, x: Tensor<B, D>) -> Tensor<B, D> {
+        match self {
+            Activation::Gelu => gelu(x),
+            Activation::GeluTanh => gelu_approximate(x),
+            Activation::Relu => relu(x),
+        }
+    }
+}
+
+/// What the logits are trained against (transformers' `problem_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProblemType {
+    /// Cross-entropy over `num_labels` classes.
+    SingleLabelClassification,
+    /// Independent sigmoid per label (binary cross-entropy).
+    MultiLabelClassification,
+    /// One real-valued output per example (mean squared error), e.g. STS-B.
+    Regression,
+}
+
+impl ProblemType {
+    fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "single_label_classification" => ProblemType::SingleLabelClassification,
+            "multi_label_classification" => ProblemType::MultiLabelClassification,
+            "regression" => ProblemType::Regression,
+            _ => return None,
+        })
+    }
+
+    /// transformers' default when the config names none: regression for a single output.
+    fn default_for(num_labels: usize) -> Self {
+        if num_labels == 1 {
+            ProblemType::Regression
+        } else {
+            ProblemType::SingleLabelClassification
+        }
+    }
+}
+
+/// The fields of a BERT / RoBERTa `config.json` the model uses.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EncoderConfig {
+    /// `Bert` or `Roberta`.
+    pub model_type: ModelType,
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    pub hidden_act: Activation,
+    pub layer_norm_eps: f64,
+    pub max_position_embeddings: usize,
+    pub type_vocab_size: usize,
+    /// Also RoBERTa's `padding_idx` for position ids.
+    pub pad_token_id: usize,
+    /// Standard deviation of a freshly initialised head ([`HeadInit::Fresh`]).
+    pub initializer_range: f64,
+    /// Outputs of the head: `len(id2label)`, else `num_labels`, else 2 (transformers' default).
+    pub num_labels: usize,
+    pub problem_type: ProblemType,
+}
+
+/// `config.json` as written by transformers; defaults are transformers' own.
+#[derive(Deserialize)]
+struct RawEncoderConfig {
+    vocab_size: usize,
+    hidden_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    intermediate_size: usize,
+    max_position_embeddings: usize,
+    #[serde(default = "default_hidden_act")]
+    hidden_act: String,
+    #[serde(default = "default_layer_norm_eps")]
+    layer_norm_eps: f64,
+    #[serde(default = "default_type_vocab_size")]
+    type_vocab_size: usize,
+    #[serde(default)]
+    pad_token_id: Option<usize>,
+    #[serde(default = "default_initializer_range")]
+    initializer_range: f64,
+    #[serde(default)]
+    id2label: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    num_labels: Option<usize>,
+    #[serde(default)]
+    problem_type: Option<String>,
+    #[serde(default)]
+    position_embedding_type: Option<String>,
+}
+
+fn default_hidden_act() -> String {
+    "gelu".into()
+}
+
+fn default_layer_norm_eps() -> f64 {
+    1e-12
+}
+
+fn default_type_vocab_size() -> usize {
+    2
+}
+
+fn default_initializer_range() -> f64 {
+    0.02
+}
+
+impl EncoderConfig {
+    /// Reads `dir/config.json`.
+    pub fn read(dir: &Path) -> Result<Self> {
+        Self::from_hf(&HfConfig::read(dir)?)
+    }
+
+    /// The encoder view of a parsed config. Errors (naming config.json) for other architectures,
+    /// missing or malformed fields, and settings this implementation does not support.
+    pub fn from_hf(hf: &HfConfig) -> Result<Self> {
+        let bad = |message: String| Error::BadFile {
+            path: hf.path.clone(),
+            message,
+        };
+        if !matches!(hf.model_type, ModelType::Bert | ModelType::Roberta) {
+            return Err(bad(format!(
+                "model_type {:?} is not an encoder (expected bert or roberta)",
+                hf.model_type
+            )));
+        }
+        let raw: RawEncoderConfig = hf.parse()?;
+        let hidden_act = Activation::from_name(&raw.hidden_act).ok_or_else(|| {
+            bad(format!(
+                "unsupported hidden_act `{}` (supported: {})",
+                raw.hidden_act,
+                Activation::SUPPORTED
+            ))
+        })?;
+        if let Some(kind) = raw.position_embedding_type.as_deref()
+            && kind != "absolute"
+        {
+            return Err(bad(format!(
+                "unsupported position_embedding_type `{kind}` (only `absolute`)"
+            )));
+        }
+        if raw.num_attention_heads == 0 || !raw.hidden_size.is_multiple_of(raw.num_attention_heads)
+        {
+            return Err(bad(format!(
+                "hidden_size {} is not a multiple of num_attention_heads {}",
+                raw.hidden_size, raw.num_attention_heads
+            )));
+        }
+        let num_labels = match (&raw.id2label, raw.num_labels) {
+            (Some(labels), _) if !labels.is_empty() => labels.len(),
+            (_, Some(n)) => n,
+            _ => 2,
+        };
+        if num_labels == 0 {
+            return Err(bad("num_labels must be at least 1".into()));
+        }
+        let problem_type = match raw.problem_type.as_deref() {
+            None => ProblemType::default_for(num_labels),
+            Some(name) => ProblemType::from_name(name).ok_or_else(|| {
+                bad(format!(
+                    "unknown problem_type `{name}` (expected single_label_classification, \
+                     multi_label_classification or regression)"
+                ))
+            })?,
+        };
+        let pad_token_id = raw.pad_token_id.unwrap_or(match hf.model_type {
+            ModelType::Roberta => 1,
+            _ => 0,
+        });
+        Ok(Self {
+            model_type: hf.model_type,
+            vocab_size: raw.vocab_size,
+            hidden_size: raw.hidden_size,
+            num_hidden_layers: raw.num_hidden_layers,
+            num_attention_heads: raw.num_attention_heads,
+            intermediate_size: raw.intermediate_size,
+            hidden_act,
+            layer_norm_eps: raw.layer_norm_eps,
+            max_position_embeddings: raw.max_position_embeddings,
+            type_vocab_size: raw.type_vocab_size,
+            pad_token_id,
+            initializer_range: raw.initializer_range,
+            num_labels,
+            problem_type,
+        })
+    }
+
+    /// The HF module prefix of the body: `bert.` or `roberta.`.
+    pub fn body_prefix(&self) -> &'static str {
+        match self.model_type {
+            ModelType::Roberta => "roberta.",
+            _ => "bert.",
+        }
+    }
+
+    /// First position id of a sequence: RoBERTa counts from `padding_idx + 1`.
+    fn position_offset(&self) -> usize {
+        match self.model_type {
+            ModelType::Roberta => self.pad_token_id + 1,
+            _ => 0,
+        }
+    }
+
+    /// The longest input the position table covers.
+    pub fn max_sequence_length(&self) -> usize {
+        self.max_position_embeddings
+            .saturating_sub(self.position_offset())
+    }
+}
+
+/// Where the classification head's weights come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeadInit {
+    /// From the checkpoint (a model already fine-tuned for the task); missing head tensors are
+    /// an error.
+    Checkpoint,
+    /// A new head with `num_labels` outputs (1: regression), initialised as transformers does
+    /// (weights N(0, `initializer_range`), zero biases): fine-tuning a pretrained body such as
+    /// `roberta-base` on a new task. Head tensors in the checkpoint are reported unused. BERT's
+    /// pooler is part of the pretrained body and is loaded when present, new otherwise. The new
+    /// head is frozen like every base layer: name it in `modules_to_save` to train it.
+    Fresh { num_labels: usize, seed: u64 },
+}
+
+/// Word, position and token-type embeddings, summed and layer-normalised.
+#[derive(Module, Debug)]
+pub struct Embeddings<B: Backend> {
+    pub word: Embedding<B>,
+    pub position: Embedding<B>,
+    pub token_type: Embedding<B>,
+    pub norm: LayerNorm<B>,
+}
+
+/// One transformer block: post-norm self-attention and feed-forward, as in BERT.
+#[derive(Module, Debug)]
+pub struct EncoderLayer<B: Backend> {
+    pub query: PeftLinear<B>,
+    pub key: PeftLinear<B>,
+    pub value: PeftLinear<B>,
+    /// `attention.output.dense`.
+    pub attention_output: PeftLinear<B>,
+    /// `attention.output.LayerNorm`.
+    pub attention_norm: LayerNorm<B>,
+    /// `intermediate.dense`.
+    pub intermediate: PeftLinear<B>,
+    /// `output.dense`.
+    pub output: PeftLinear<B>,
+    /// `output.LayerNorm`.
+    pub output_norm: LayerNorm<B>,
+}
+
+/// HF names of an [`EncoderLayer`]'s linears under `encoder.layer.{i}.`, in the order of
+/// [`EncoderLayer::slots`].
+const LAYER_LINEARS: [&str; 6] = [
+    "attention.self.query",
+    "attention.self.key",
+    "attention.self.value",
+    "attention.output.dense",
+    "intermediate.dense",
+    "output.dense",
+];
+
+impl<B: Backend> EncoderLayer<B> {
+    fn slots(&self) -> [&PeftLinear<B>; 6] {
+        [
+            &self.query,
+            &self.key,
+            &self.value,
+            &self.attention_output,
+            &self.intermediate,
+            &self.output,
+        ]
+    }
+
+    fn slots_mut(&mut self) -> [&mut PeftLinear<B>; 6] {
+        [
+            &mut self.query,
+            &mut self.key,
+            &mut self.value,
+            &mut self.attention_output,
+            &mut self.intermediate,
+            &mut self.output,
+        ]
+    }
+
+    fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        mask_bias: Tensor<B, 4>,
+        config: &EncoderConfig,
+        shared: &SharedFactors<B>,
+    ) -> Tensor<B, 3> {
+        let context = self.self_attention(x.clone(), mask_bias, config.num_attention_heads, shared);
+        let x = self
+            .attention_norm
+            .forward(self.attention_output.forward(context, shared) + x);
+        let inner = config
+            .hidden_act
+            .apply(self.intermediate.forward(x.clone(), shared));
+        self.output_norm
+            .forward(self.output.forward(inner, shared) + x)
+    }
+
+    /// Scaled dot-product attention over all positions, masked keys pushed to ~0 weight.
+    fn self_attention(
+        &self,
+        x: Tensor<B, 3>,
+        mask_bias: Tensor<B, 4>,
+        heads: usize,
+        shared: &SharedFactors<B>,
+    ) -> Tensor<B, 3> {
+        let [batch, seq, hidden] = x.dims();
+        let head_dim = hidden / heads;
+        let split = |t: Tensor<B, 3>| t.reshape([batch, seq, heads, head_dim]).swap_dims(1, 2);
+        let q = split(self.query.forward(x.clone(), shared));
+        let k = split(self.key.forward(x.clone(), shared));
+        let v = split(self.value.forward(x, shared));
+        let scores = q.matmul(k.swap_dims(2, 3)) / (head_dim as f64).sqrt() + mask_bias;
+        softmax(scores, 3)
+            .matmul(v)
+            .swap_dims(1, 2)
+            .reshape([batch, seq, hidden])
+    }
+}
+
+/// The classification head on the first token's state: RoBERTa's `classifier.dense` + tanh,
+/// then `classifier.out_proj`. BERT's `classifier` is the `out_proj` alone, with no `dense`: its
+/// dense + tanh is the pooler, part of the body.
+#[derive(Module, Debug)]
+pub struct ClassificationHead<B: Backend> {
+    pub dense: Option<PeftLinear<B>>,
+    pub out_proj: PeftLinear<B>,
+}
+
+/// A BERT or RoBERTa model for sequence classification or regression.
+#[derive(Module, Debug)]
+pub struct EncoderClassifier<B: Backend> {
+    pub embeddings: Embeddings<B>,
+    pub layers: Vec<EncoderLayer<B>>,
+    /// BERT's pooler (`dense` + tanh on the first token); RoBERTa has none.
+    pub pooler: Option<PeftLinear<B>>,
+    /// Named `classifier` so that `modules_to_save = ["classifier"]` selects it.
+    pub classifier: ClassificationHead<B>,
+    /// LoTR factors shared between adapted layers.
+    pub shared: SharedFactors<B>,
+    #[module(skip)]
+    pub config: EncoderConfig,
+}
+
+/// Reads tensors of one HF checkpoint onto a device.
+struct Loader<'a, B: Backend> {
+    ckpt: &'a Checkpoint,
+    device: &'a B::Device,
+    /// Prefix of the body's tensors in this checkpoint (`bert.`, `roberta.` or none).
+    body: &'a str,
+}
+
+impl<B: Backend> Loader<'_, B> {
+    /// `alternative` when only it is in the checkpoint, else `primary` (so errors name that).
+    fn present(&self, primary: String, alternative: String) -> String {
+        if !self.ckpt.contains(&primary) && self.ckpt.contains(&alternative) {
+            alternative
+        } else {
+            primary
+        }
+    }
+
+    fn linear(&self, name: &str, in_features: usize, out_features: usize) -> Result<PeftLinear<B>> {
+        PeftLinear::load(
+            self.ckpt,
+            name,
+            in_features,
+            out_features,
+            true,
+            self.device,
+        )
+    }
+
+    fn body_linear(
+        &self,
+        name: &str,
+        in_features: usize,
+        out_features: usize,
+    ) -> Result<PeftLinear<B>> {
+        self.linear(&format!("{}{name}", self.body), in_features, out_features)
+    }
+
+    fn embedding(&self, name: &str, rows: usize, dim: usize) -> Result<Embedding<B>> {
+        let weight = self.ckpt.tensor(
+            &format!("{}{name}.weight", self.body),
+            [rows, dim],
+            self.device,
+        )?;
+        Ok(Embedding {
+            weight: frozen(weight),
+        })
+    }
+
+    /// `{name}.weight` / `.bias`, or `.gamma` / `.beta` as original TF-converted BERT
+    /// checkpoints name them.
+    fn layer_norm(&self, name: &str, dim: usize, eps: f64) -> Result<LayerNorm<B>> {
+        let prefix = format!("{}{name}", self.body);
+        let weight = self.present(format!("{prefix}.weight"), format!("{prefix}.gamma"));
+        let bias = self.present(format!("{prefix}.bias"), format!("{prefix}.beta"));
+        let mut norm = LayerNormConfig::new(dim)
+            .with_epsilon(eps)
+            .init(self.device);
+        norm.gamma = frozen(self.ckpt.tensor(&weight, [dim], self.device)?);
+        norm.beta = Some(frozen(self.ckpt.tensor(&bias, [dim], self.device)?));
+        Ok(norm)
+    }
+}
+
+/// A new frozen linear: weights N(0, `std`) in HF layout `[out, in]`, zero bias.
+fn fresh_linear<B: Backend>(
+    in_features: usize,
+    out_features: usize,
+    std: f64,
+    rng: &mut rand::rngs::StdRng,
+    device: &B::Device,
+) -> PeftLinear<B> {
+    let weight =
+        gaussian::standard_normal(rng, out_features, in_features) * faer::Scale(std as f32);
+    let weight = mat_to_tensor(weight.as_ref(), device);
+    PeftLinear::Plain(frozen_linear(
+        weight,
+        Some(Tensor::zeros([out_features], device)),
+    ))
+}
+
+impl<B: Backend> EncoderClassifier<B> {
+    /// Loads `dir/config.json` and the checkpoint in `dir`, head included.
+    pub fn load(dir: &Path, device: &B::Device) -> Result<(Self, LoadReport)> {
+        Self::load_with(dir, HeadInit::Checkpoint, device)
+    }
+
+    /// Loads the model with the head taken from the checkpoint or newly initialised.
+    pub fn load_with(dir: &Path, head: HeadInit, device: &B::Device) -> Result<(Self, LoadReport)> {
+        let config = EncoderConfig::read(dir)?;
+        let ckpt = Checkpoint::open_dir(dir)?;
+        let model = Self::from_checkpoint(config, &ckpt, head, device)?;
+        Ok((
+            model,
+            LoadReport {
+                unused: ckpt.unused(),
+            },
+        ))
+    }
+
+    /// Builds the model from an opened checkpoint. Body tensors may carry the `bert.` /
+    /// `roberta.` prefix (task models) or none (a bare `BertModel`); head tensors are unprefixed.
+    pub fn from_checkpoint(
+        mut config: EncoderConfig,
+        ckpt: &Checkpoint,
+        head: HeadInit,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let probe = "embeddings.word_embeddings.weight";
+        let body = [config.body_prefix(), ""]
+            .into_iter()
+            .find(|p| ckpt.contains(&format!("{p}{probe}")))
+            .unwrap_or(config.body_prefix());
+        let loader = Loader::<B> { ckpt, device, body };
+        let (h, eps) = (config.hidden_size, config.layer_norm_eps);
+
+        let embeddings = Embeddings {
+            word: loader.embedding("embeddings.word_embeddings", config.vocab_size, h)?,
+            position: loader.embedding(
+                "embeddings.position_embeddings",
+                config.max_position_embeddings,
+                h,
+            )?,
+            token_type: loader.embedding(
+                "embeddings.token_type_embeddings",
+                config.type_vocab_size,
+                h,
+            )?,
+            norm: loader.layer_norm("embeddings.LayerNorm", h, eps)?,
+        };
+        let layers = (0..config.num_hidden_layers)
+            .map(|i| {
+                let name = |part: &str| format!("encoder.layer.{i}.{part}");
+                let inter = config.intermediate_size;
+                Ok(EncoderLayer {
+                    query: loader.body_linear(&name("attention.self.query"), h, h)?,
+                    key: loader.body_linear(&name("attention.self.key"), h, h)?,
+                    value: loader.body_linear(&name("attention.self.value"), h, h)?,
+                    attention_output: loader.body_linear(&name("attention.output.dense"), h, h)?,
+                    attention_norm: loader.layer_norm(
+                        &name("attention.output.LayerNorm"),
+                        h,
+                        eps,
+                    )?,
+                    intermediate: loader.body_linear(&name("intermediate.dense"), h, inter)?,
+                    output: loader.body_linear(&name("output.dense"), inter, h)?,
+                    output_norm: loader.layer_norm(&name("output.LayerNorm"), h, eps)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+
+        let num_labels = match head {
+            HeadInit::Checkpoint => config.num_labels,
+            HeadInit::Fresh { num_labels: 0, .. } => {
+                return Err(Error::invalid(
+                    "num_labels",
+                    0,
+                    "a head needs at least one output",
+                ));
+            }
+            HeadInit::Fresh { num_labels, .. } => {
+                config.num_labels = num_labels;
+                config.problem_type = ProblemType::default_for(num_labels);
+                num_labels
+            }
+        };
+        let mut rng = match head {
+            HeadInit::Fresh { seed, .. } => Some(gaussian::rng(seed)),
+            HeadInit::Checkpoint => None,
+        };
+        let std = config.initializer_range;
+        // A head linear `[h] -> [out]`: new for a fresh head, else from the checkpoint.
+        let mut head_linear = |name: &str, out: usize| match rng.as_mut() {
+            Some(rng) => Ok(fresh_linear::<B>(h, out, std, rng, device)),
+            None => loader.linear(name, h, out),
+        };
+        let pooler = match config.model_type {
+            ModelType::Roberta => None,
+            // Part of the pretrained body: loaded whenever the checkpoint has it.
+            _ if ckpt.contains(&format!("{body}pooler.dense.weight")) => {
+                Some(loader.body_linear("pooler.dense", h, h)?)
+            }
+            _ => Some(head_linear(&format!("{body}pooler.dense"), h)?),
+        };
+        let classifier = match config.model_type {
+            ModelType::Roberta => ClassificationHead {
+                dense: Some(head_linear("classifier.dense", h)?),
+                out_proj: head_linear("classifier.out_proj", num_labels)?,
+            },
+            _ => ClassificationHead {
+                dense: None,
+                out_proj: head_linear("classifier", num_labels)?,
+            },
+        };
+
+        Ok(Self {
+            embeddings,
+            layers,
+            pooler,
+            classifier,
+            shared: SharedFactors::default(),
+            config,
+        })
+    }
+
+    /// Logits `[batch, num_labels]` for `input_ids` `[batch, seq]` with `attention_mask` (1 for
+    /// real tokens, 0 for padding) and optional `token_type_ids` (default: all segment 0).
+    ///
+    /// # Panics
+    /// When `seq` exceeds [`EncoderConfig::max_sequence_length`]: callers truncate inputs (as
+    /// the tokenizer's `max_length` does) and keep ids within the vocabulary.
+    pub fn forward(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        attention_mask: Tensor<B, 2, Int>,
+        token_type_ids: Option<Tensor<B, 2, Int>>,
+    ) -> Tensor<B, 2> {
+        let hidden = self.encode(input_ids, attention_mask, token_type_ids);
+        let [batch, _, h] = hidden.dims();
+        let first = hidden.narrow(1, 0, 1).reshape([batch, h]);
+        let dense = self.pooler.iter().chain(&self.classifier.dense);
+        let x = dense.fold(first, |x, d| d.forward(x, &self.shared).tanh());
+        self.classifier.out_proj.forward(x, &self.shared)
+    }
+
+    /// The last hidden states `[batch, seq, hidden]` (arguments as for [`forward`](Self::forward)).
+    pub fn encode(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        attention_mask: Tensor<B, 2, Int>,
+        token_type_ids: Option<Tensor<B, 2, Int>>,
+    ) -> Tensor<B, 3> {
+        let [batch, seq] = input_ids.dims();
+        let max = self.config.max_sequence_length();
+        assert!(
+            seq <= max,
+            "input of {seq} tokens is longer than the {max} this model's position table covers"
+        );
+        let mut x = self.embed(input_ids, token_type_ids);
+        // Additive key mask, transformers' `(1 - mask) · finfo.min`: finite, so a row whose keys
+        // are all masked still softmaxes to numbers instead of NaN.
+        let mask_bias = (attention_mask.float().neg() + 1.0)
+            .mul_scalar(f32::MIN)
+            .reshape([batch, 1, 1, seq]);
+        for layer in &self.layers {
+            x = layer.forward(x, mask_bias.clone(), &self.config, &self.shared);
+        }
+        x
+    }
+
+    fn embed(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        token_type_ids: Option<Tensor<B, 2, Int>>,
+    ) -> Tensor<B, 3> {
+        let [batch, seq] = input_ids.dims();
+        let device = input_ids.device();
+        let positions = match self.config.model_type {
+            // transformers' create_position_ids_from_input_ids: padding_idx + 1 + the running
+            // count of non-pad tokens; pad tokens get padding_idx.
+            ModelType::Roberta => {
+                let pad = self.config.pad_token_id as i64;
+                let real = input_ids.clone().not_equal_elem(pad).int();
+                real.clone().cumsum(1) * real + pad
+            }
+            _ => Tensor::<B, 1, Int>::arange(0..seq as i64, &device).reshape([1, seq]),
+        };
+        let token_types = token_type_ids.unwrap_or_else(|| Tensor::zeros([batch, seq], &device));
+        let e = &self.embeddings;
+        let sum = e.word.forward(input_ids)
+            + e.position.forward(positions)
+            + e.token_type.forward(token_types);
+        e.norm.forward(sum)
+    }
+
+    /// Full HF module names of the linear layers, in model order (as [`PeftModel::linears`]).
+    fn linear_names(&self) -> Vec<String> {
+        let body = self.config.body_prefix();
+        let mut names: Vec<String> = (0..self.layers.len())
+            .flat_map(|i| LAYER_LINEARS.map(|part| format!("{body}encoder.layer.{i}.{part}")))
+            .collect();
+        if self.pooler.is_some() {
+            names.push(format!("{body}pooler.dense"));
+        }
+        match self.classifier.dense {
+            Some(_) => names.extend(["classifier.dense".into(), "classifier.out_proj".into()]),
+            None => names.push("classifier".into()),
+        }
+        names
+    }
+}
+
+impl<B: Backend> PeftModel<B> for EncoderClassifier<B> {
+    fn linears(&self) -> Vec<(String, &PeftLinear<B>)> {
+        let mut slots: Vec<&PeftLinear<B>> =
+            self.layers.iter().flat_map(EncoderLayer::slots).collect();
+        slots.extend(self.pooler.as_ref());
+        slots.extend(self.classifier.dense.as_ref());
+        slots.push(&self.classifier.out_proj);
+        self.linear_names().into_iter().zip(slots).collect()
+    }
+
+    fn linears_mut(&mut self) -> Vec<(String, &mut PeftLinear<B>)> {
+        let names = self.linear_names();
+        let mut slots: Vec<&mut PeftLinear<B>> = self
+            .layers
+            .iter_mut()
+            .flat_map(EncoderLayer::slots_mut)
+            .collect();
+        slots.extend(self.pooler.as_mut());
+        slots.extend(self.classifier.dense.as_mut());
+        slots.push(&mut self.classifier.out_proj);
+        names.into_iter().zip(slots).collect()
+    }
+
+    fn shared(&self) -> &SharedFactors<B> {
+        &self.shared
+    }
+
+    fn shared_mut(&mut self) -> &mut SharedFactors<B> {
+        &mut self.shared
+    }
+
+    /// The classifier and BERT's pooler: `all-linear` leaves them to `modules_to_save`.
+    fn is_head(&self, name: &str) -> bool {
+        name == "classifier" || name.starts_with("classifier.") || name.ends_with("pooler.dense")
+    }
+
+    /// PEFT's default for BERT and RoBERTa: the query and value projections.
+    fn default_targets(&self) -> Targets {
+        Targets::Names(vec!["query".into(), "value".into()])
+    }
+}
+
+impl<B: Backend> HasAdapters<B> for EncoderClassifier<B> {
+    fn adapted_layers(&self) -> Vec<&AdaptedLinear<B>> {
+        super::inject::adapted_layers(self.linears())
+    }
+}

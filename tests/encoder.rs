@@ -1,0 +1,443 @@
+//! BERT and RoBERTa sequence classifiers: parity with transformers on the tiny fixtures, adapter
+//! injection, a training step, and errors for bad config files and checkpoints.
+
+use std::path::{Path, PathBuf};
+
+use burn::backend::ndarray::NdArrayDevice;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
+use burn_peft::Error;
+use burn_peft::adapter::{AdapterConfig, Method, ParamReport, Targets};
+use burn_peft::io::checkpoint::{Checkpoint, OutTensor, write_safetensors};
+use burn_peft::model::encoder::{Activation, EncoderClassifier, HeadInit, ProblemType};
+use burn_peft::model::{PeftModel, inject_adapters, merge_adapters};
+use burn_peft::train::PeftStep;
+
+type B = burn::backend::Autodiff<burn::backend::NdArray<f32>>;
+
+const BERT: &str = "tiny-bert-cls";
+const ROBERTA: &str = "tiny-roberta-cls";
+/// The fixtures' parity target (f32, CPU).
+const TOLERANCE: f32 = 1e-4;
+
+fn device() -> NdArrayDevice {
+    NdArrayDevice::Cpu
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// Inputs and logits transformers computed for a fixture.
+struct Reference {
+    input_ids: Tensor<B, 2, Int>,
+    attention_mask: Tensor<B, 2, Int>,
+    logits: Tensor<B, 2>,
+}
+
+fn reference(name: &str) -> Reference {
+    let ckpt = Checkpoint::open_files(&[fixture(name).join("reference.safetensors")]).unwrap();
+    let input_ids = ckpt.int_tensor::<B, 2>("input_ids", &device()).unwrap();
+    let attention_mask = ckpt
+        .int_tensor::<B, 2>("attention_mask", &device())
+        .unwrap();
+    let shape = ckpt.shape("logits").unwrap().to_vec();
+    let logits = ckpt
+        .tensor::<B, 2>("logits", [shape[0], shape[1]], &device())
+        .unwrap();
+    Reference {
+        input_ids,
+        attention_mask,
+        logits,
+    }
+}
+
+fn load(name: &str) -> EncoderClassifier<B> {
+    let (model, report) = EncoderClassifier::<B>::load(&fixture(name), &device()).unwrap();
+    assert!(
+        report.unused.is_empty(),
+        "{name}: unused {:?}",
+        report.unused
+    );
+    model
+}
+
+fn logits(model: &EncoderClassifier<B>, r: &Reference) -> Tensor<B, 2> {
+    model.forward(r.input_ids.clone(), r.attention_mask.clone(), None)
+}
+
+fn max_abs_diff(a: Tensor<B, 2>, b: Tensor<B, 2>) -> f32 {
+    assert_eq!(a.dims(), b.dims());
+    (a - b).abs().max().into_scalar().elem()
+}
+
+fn assert_close(what: &str, a: Tensor<B, 2>, b: Tensor<B, 2>) -> f32 {
+    let diff = max_abs_diff(a, b);
+    assert!(diff < TOLERANCE, "{what}: max |Δlogits| = {diff:e}");
+    diff
+}
+
+/// The fixtures' logits are ~1e-2 (random weights of std 0.02), so the absolute target is only
+/// 1 % of the signal: a missing padding mask shifts them by ~4e-5 and passes it. Parity is also
+/// held to 1e-5 of the largest logit (measured: ~4e-7).
+fn assert_parity(what: &str, a: Tensor<B, 2>, b: Tensor<B, 2>) -> f32 {
+    let scale: f32 = b.clone().abs().max().into_scalar().elem();
+    let diff = assert_close(what, a, b);
+    assert!(
+        diff <= 1e-5 * scale,
+        "{what}: max |Δlogits| = {diff:e} for logits up to {scale:e}"
+    );
+    diff
+}
+
+/// A scratch folder removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let path =
+            std::env::temp_dir().join(format!("burn-peft-encoder-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A copy of fixture `name` whose config.json is edited by `edit_config` and whose tensors are
+/// renamed (or dropped, on `None`) by `rename`.
+fn modified_fixture(
+    name: &str,
+    tag: &str,
+    edit_config: impl FnOnce(&mut serde_json::Value),
+    rename: impl Fn(&str) -> Option<String>,
+) -> TempDir {
+    let dir = TempDir::new(tag);
+    let src = fixture(name);
+    let text = std::fs::read_to_string(src.join("config.json")).unwrap();
+    let mut config: serde_json::Value = serde_json::from_str(&text).unwrap();
+    edit_config(&mut config);
+    std::fs::write(dir.0.join("config.json"), config.to_string()).unwrap();
+    let ckpt = Checkpoint::open_dir(&src).unwrap();
+    let tensors = ckpt
+        .names()
+        .into_iter()
+        .filter_map(|n| {
+            let new = rename(n)?;
+            let (values, shape) = ckpt.read_f32(n).unwrap();
+            Some(OutTensor::F32(new, shape, values))
+        })
+        .collect();
+    write_safetensors(&dir.0.join("model.safetensors"), tensors, None).unwrap();
+    dir
+}
+
+fn keep(name: &str) -> Option<String> {
+    Some(name.to_string())
+}
+
+/// Logits of both rows (the second right-padded) match transformers'.
+fn check_parity(name: &str) -> f32 {
+    let model = load(name);
+    let r = reference(name);
+    let diff = assert_parity(name, logits(&model, &r), r.logits);
+    println!("{name}: max |Δlogits| vs transformers = {diff:e}");
+    diff
+}
+
+#[test]
+fn bert_logits_match_transformers() {
+    check_parity(BERT);
+    let model = load(BERT);
+    let r = reference(BERT);
+    assert_eq!(model.config.num_labels, 3);
+    assert_eq!(
+        model.config.problem_type,
+        ProblemType::SingleLabelClassification
+    );
+    // Explicit segment-0 token types are the default; segment 1 changes the logits.
+    let zeros = Tensor::<B, 2, Int>::zeros(r.input_ids.dims(), &device());
+    let explicit = model.forward(
+        r.input_ids.clone(),
+        r.attention_mask.clone(),
+        Some(zeros.clone()),
+    );
+    assert_close("token types 0", explicit, r.logits.clone());
+    let ones = model.forward(
+        r.input_ids.clone(),
+        r.attention_mask.clone(),
+        Some(zeros + 1),
+    );
+    assert!(max_abs_diff(ones, r.logits) > 1e-3);
+}
+
+#[test]
+fn roberta_logits_match_transformers() {
+    check_parity(ROBERTA);
+    assert_eq!(load(ROBERTA).config.num_labels, 2);
+}
+
+#[test]
+fn padding_is_masked() {
+    for name in [BERT, ROBERTA] {
+        let model = load(name);
+        let r = reference(name);
+        let padded = r.attention_mask.clone().equal_elem(0);
+        // Other (non-pad) ids at the three masked positions of the second row.
+        let other = Tensor::<B, 2, Int>::from_data(TensorData::from([[1000i64; 12]; 2]), &device());
+        let ids = r.input_ids.clone().mask_where(padded, other);
+        let masked = model.forward(ids.clone(), r.attention_mask.clone(), None);
+        let diff = max_abs_diff(logits(&model, &r), masked);
+        assert!(
+            diff <= 1e-9,
+            "{name}: masked tokens moved the logits by {diff:e}"
+        );
+        // The same change without the mask does reach the logits.
+        let ones = Tensor::<B, 2, Int>::ones([2, 12], &device());
+        let unmasked_before = model.forward(r.input_ids.clone(), ones.clone(), None);
+        let unmasked_after = model.forward(ids, ones, None);
+        let diff = max_abs_diff(unmasked_before, unmasked_after);
+        assert!(
+            diff > 1e-6,
+            "{name}: unmasked change moved the logits by only {diff:e}"
+        );
+    }
+}
+
+#[test]
+fn gelu_is_the_exact_erf_form() {
+    // transformers' `gelu` is erf-based; the tanh form differs by 1.5e-4 at x = 1.
+    let x = Tensor::<B, 1>::from_floats([1.0, -0.5], &device());
+    let y: Vec<f32> = Activation::Gelu.apply(x).into_data().to_vec().unwrap();
+    let expected = [0.841_344_7, -0.154_268_5];
+    for (y, e) in y.iter().zip(expected) {
+        assert!((y - e).abs() < 1e-6, "{y} vs {e}");
+    }
+}
+
+#[test]
+fn unprefixed_body_loads_like_prefixed() {
+    // A bare `BertModel` checkpoint names the body without `bert.`.
+    let dir = modified_fixture(
+        BERT,
+        "unprefixed",
+        |_| {},
+        |n| Some(n.strip_prefix("bert.").unwrap_or(n).to_string()),
+    );
+    let (model, report) = EncoderClassifier::<B>::load(&dir.0, &device()).unwrap();
+    assert!(report.unused.is_empty(), "{:?}", report.unused);
+    let r = reference(BERT);
+    assert_parity("unprefixed", logits(&model, &r), r.logits);
+    // Module names stay those of BertForSequenceClassification, as PEFT names them.
+    let names: Vec<String> = model.linears().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names[0], "bert.encoder.layer.0.attention.self.query");
+    assert_eq!(
+        names[names.len() - 2..],
+        ["bert.pooler.dense", "classifier"]
+    );
+}
+
+#[test]
+fn sorsa_injection_and_merge_keep_logits() {
+    for name in [BERT, ROBERTA] {
+        let r = reference(name);
+        let mut cfg = AdapterConfig::new(Method::Sorsa, 4);
+        cfg.targets = Some(Targets::Pattern("all-linear".into()));
+        let (model, injection) = inject_adapters(load(name), &cfg).unwrap();
+        // all-linear: the six linears of each of the two layers, not the head or pooler.
+        assert_eq!(
+            injection.adapted.len(),
+            12,
+            "{name}: {:?}",
+            injection.adapted
+        );
+        assert!(
+            injection
+                .adapted
+                .iter()
+                .all(|n| n.contains(".encoder.layer."))
+        );
+        assert_close(
+            &format!("{name} + sorsa"),
+            logits(&model, &r),
+            r.logits.clone(),
+        );
+        let merged = merge_adapters(model);
+        assert_close(&format!("{name} merged"), logits(&merged, &r), r.logits);
+    }
+}
+
+#[test]
+fn lotr_groups_query_and_value() {
+    let r = reference(ROBERTA);
+    let (model, injection) =
+        inject_adapters(load(ROBERTA), &AdapterConfig::new(Method::Lotr, 4)).unwrap();
+    assert_eq!(
+        injection.adapted,
+        [
+            "roberta.encoder.layer.0.attention.self.query",
+            "roberta.encoder.layer.0.attention.self.value",
+            "roberta.encoder.layer.1.attention.self.query",
+            "roberta.encoder.layer.1.attention.self.value",
+        ]
+    );
+    // Four [32, 32] targets: one group sharing L and R.
+    assert_eq!(model.shared().lotr.len(), 1);
+    // Normal init starts with zero cores: the model is unchanged.
+    assert_close("lotr", logits(&model, &r), r.logits);
+}
+
+#[test]
+fn modules_to_save_trains_the_classifier() {
+    for name in [BERT, ROBERTA] {
+        let mut cfg = AdapterConfig::new(Method::Sorsa, 4);
+        cfg.modules_to_save = vec!["classifier".into()];
+        let (model, _) = inject_adapters(load(name), &cfg).unwrap();
+        let report = ParamReport::of(&model);
+        let head: Vec<_> = report
+            .entries
+            .iter()
+            .filter(|e| e.path.starts_with("classifier."))
+            .collect();
+        assert!(!head.is_empty());
+        for e in &report.entries {
+            let expected = e.path.starts_with("classifier.") || e.path.contains(".adapter.");
+            assert_eq!(e.trainable, expected, "{name}: {}", e.path);
+        }
+        let adapters = report
+            .entries
+            .iter()
+            .filter(|e| e.path.contains(".adapter."))
+            .count();
+        // a, s, b for query and value in two layers.
+        assert_eq!(adapters, 12, "{name}\n{}", report.trainable_table());
+    }
+}
+
+/// Cross-entropy on the fixture batch before and after one AdamW step on the adapters.
+fn loss_before_after(name: &str, cfg: &AdapterConfig) -> (f32, f32) {
+    let r = reference(name);
+    let (model, _) = inject_adapters(load(name), cfg).unwrap();
+    let labels = Tensor::<B, 1, Int>::from_data(TensorData::from([0i64, 1]), &device());
+    let loss_fn = CrossEntropyLossConfig::new().init(&device());
+    let loss_of = |m: &EncoderClassifier<B>| loss_fn.forward(logits(m, &r), labels.clone());
+    let loss = loss_of(&model);
+    let before: f32 = loss.clone().into_scalar().elem();
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let lr = 5e-3;
+    let mut optimizer = AdamWConfig::new().with_weight_decay(0.0).init();
+    let (model, _) = PeftStep::new(cfg, lr, None, 1)
+        .apply(model, &mut optimizer, grads, lr)
+        .unwrap();
+    let after: f32 = loss_of(&model).into_scalar().elem();
+    (before, after)
+}
+
+#[test]
+fn training_step_reduces_loss() {
+    for name in [BERT, ROBERTA] {
+        for method in [Method::LoraFa, Method::Sorsa] {
+            let (before, after) = loss_before_after(name, &AdapterConfig::new(method, 4));
+            assert!(
+                after < before,
+                "{name} {method}: loss {before} -> {after} did not decrease"
+            );
+        }
+    }
+}
+
+fn load_error(dir: &Path) -> Error {
+    EncoderClassifier::<B>::load(dir, &device()).expect_err("loading should fail")
+}
+
+#[test]
+fn bad_configs_name_the_file_and_field() {
+    use serde_json::json;
+    // (field, new value or removed, expected in the message)
+    let cases = [
+        ("model_type", Some(json!("gpt2")), "gpt2"),
+        ("model_type", Some(json!("llama")), "not an encoder"),
+        ("hidden_size", None, "hidden_size"),
+        (
+            "hidden_size",
+            Some(json!(30)),
+            "not a multiple of num_attention_heads",
+        ),
+        ("hidden_act", Some(json!("swish")), "swish"),
+        (
+            "position_embedding_type",
+            Some(json!("relative_key")),
+            "relative_key",
+        ),
+        ("problem_type", Some(json!("ranking")), "ranking"),
+    ];
+    for (i, (field, value, expected)) in cases.into_iter().enumerate() {
+        let edit = |c: &mut serde_json::Value| match value {
+            Some(v) => c[field] = v,
+            None => {
+                c.as_object_mut().unwrap().remove(field);
+            }
+        };
+        let dir = modified_fixture(BERT, &format!("config-{i}"), edit, keep);
+        let message = load_error(&dir.0).to_string();
+        assert!(message.contains("config.json"), "{field}: {message}");
+        assert!(message.contains(expected), "{field}: {message}");
+    }
+}
+
+#[test]
+fn missing_tensor_names_file_and_tensor() {
+    let missing = "roberta.encoder.layer.1.attention.self.key.weight";
+    let dir = modified_fixture(
+        ROBERTA,
+        "missing",
+        |_| {},
+        |n| (n != missing).then(|| n.to_string()),
+    );
+    let err = load_error(&dir.0);
+    assert!(matches!(err, Error::MissingTensor { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("model.safetensors"), "{message}");
+    assert!(message.contains(missing), "{message}");
+}
+
+#[test]
+fn fresh_head_for_a_new_task() {
+    // A pretrained body without a classifier, fine-tuned for regression (STS-B-like).
+    let dir = modified_fixture(
+        ROBERTA,
+        "fresh",
+        |_| {},
+        |n| (!n.starts_with("classifier.")).then(|| n.to_string()),
+    );
+    let err = load_error(&dir.0);
+    assert!(err.to_string().contains("classifier.dense.weight"), "{err}");
+
+    let head = HeadInit::Fresh {
+        num_labels: 1,
+        seed: 7,
+    };
+    let (model, report) = EncoderClassifier::<B>::load_with(&dir.0, head, &device()).unwrap();
+    assert!(report.unused.is_empty(), "{:?}", report.unused);
+    assert_eq!(model.config.problem_type, ProblemType::Regression);
+    let r = reference(ROBERTA);
+    let out = logits(&model, &r);
+    assert_eq!(out.dims(), [2, 1]);
+    // Deterministic in the seed.
+    let (again, _) = EncoderClassifier::<B>::load_with(&dir.0, head, &device()).unwrap();
+    assert_eq!(max_abs_diff(out, logits(&again, &r)), 0.0);
+
+    // On a checkpoint that has a head, a fresh one leaves it unused.
+    let (bert, report) =
+        EncoderClassifier::<B>::load_with(&fixture(BERT), head, &device()).unwrap();
+    assert_eq!(report.unused, ["classifier.bias", "classifier.weight"]);
+    assert_eq!(logits(&bert, &reference(BERT)).dims(), [2, 1]);
+}
