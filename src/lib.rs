@@ -9,6 +9,7 @@
 
 pub mod adapter;
 pub mod backend;
+pub mod data;
 pub mod error;
 pub mod io;
 pub mod linalg;

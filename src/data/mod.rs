@@ -1,0 +1,3 @@
+//! Datasets: prompt templates, instruction / text / GLUE readers, batching.
+
+pub mod prompt;
