@@ -8,9 +8,11 @@
 //! - [`backend`]: the only module that names concrete Burn backends.
 
 pub mod adapter;
+pub mod analysis;
 pub mod backend;
 pub mod data;
 pub mod error;
+pub mod eval;
 pub mod io;
 pub mod linalg;
 pub mod model;

@@ -2,7 +2,9 @@
 //! and atomic writes so that an interrupted run never leaves a half-written file in place of a
 //! good one.
 
+pub mod adapter;
 pub mod checkpoint;
+pub mod export;
 pub mod peft;
 
 use std::io::Write;

@@ -9,7 +9,7 @@ use super::config::HfConfig;
 use super::decoder::Decoder;
 use super::encoder::EncoderClassifier;
 use super::{LoadReport, llama2c};
-use crate::io::peft;
+use crate::io::{adapter, peft};
 use crate::{Error, Result};
 
 /// A loaded model of any supported family. (Loaded once per command, so the size difference
@@ -47,12 +47,16 @@ pub fn load_model<B: Backend>(
 }
 
 impl<B: Backend> AnyModel<B> {
-    /// Applies the adapter folder `dir` (PEFT LoRA layout).
+    /// Applies the adapter folder `dir`: one written by burn-peft (any method), or a plain
+    /// HF PEFT LoRA adapter.
     pub fn with_adapter(self, dir: &Path) -> Result<Self> {
-        match self {
-            AnyModel::Decoder(m) => Ok(AnyModel::Decoder(peft::load_peft_lora(m, dir)?)),
-            AnyModel::Encoder(m) => Ok(AnyModel::Encoder(peft::load_peft_lora(m, dir)?)),
-        }
+        let ours = adapter::is_burn_peft_adapter(dir)?;
+        Ok(match self {
+            AnyModel::Decoder(m) if ours => AnyModel::Decoder(adapter::load_adapter(m, dir, false)?.0),
+            AnyModel::Encoder(m) if ours => AnyModel::Encoder(adapter::load_adapter(m, dir, false)?.0),
+            AnyModel::Decoder(m) => AnyModel::Decoder(peft::load_peft_lora(m, dir)?),
+            AnyModel::Encoder(m) => AnyModel::Encoder(peft::load_peft_lora(m, dir)?),
+        })
     }
 
     pub fn decoder(self) -> Option<Decoder<B>> {

@@ -474,6 +474,29 @@ impl<B: Backend> Decoder<B> {
         Self::from_checkpoint(config, &ckpt, device)
     }
 
+    /// Every weight under its HF name in HF layout (for writing a merged model). Errors when an
+    /// adapter is still attached: merge first.
+    pub fn hf_tensors(&self) -> Result<Vec<(String, Tensor<B, 2>)>> {
+        use crate::linalg::layout::burn_to_hf;
+        let mut out: Vec<(String, Tensor<B, 2>)> = vec![("model.embed_tokens.weight".into(), self.embed_tokens.weight.val())];
+        let norm = |name: String, n: &RmsNorm<B>| (name, n.weight.val().unsqueeze::<2>());
+        for (l, layer) in self.layers.iter().enumerate() {
+            out.push(norm(format!("model.layers.{l}.input_layernorm.weight"), &layer.input_layernorm));
+            out.push(norm(format!("model.layers.{l}.post_attention_layernorm.weight"), &layer.post_attention_layernorm));
+        }
+        out.push(norm("model.norm.weight".into(), &self.norm));
+        for (name, slot) in self.linears() {
+            let PeftLinear::Plain(linear) = slot else {
+                return Err(Error::invalid("model", name, "still carries an adapter; merge it first"));
+            };
+            out.push((format!("{name}.weight"), burn_to_hf(linear.weight.val())));
+            if let Some(bias) = &linear.bias {
+                out.push((format!("{name}.bias"), bias.val().unsqueeze::<2>()));
+            }
+        }
+        Ok(out)
+    }
+
     /// Final hidden states `[batch, seq, hidden]`.
     ///
     /// `key_mask` (`[batch, past + seq]`, 1 = real token) masks padding keys; `positions`

@@ -2,7 +2,12 @@
 //! step that applies the SORSA regularizer in its configured mode.
 
 pub mod clip;
+pub mod metrics;
+pub mod recipe;
+pub mod schedule;
+pub mod state;
 pub mod step;
+pub mod trainer;
 
 pub use clip::clip_global_norm;
 pub use step::{PeftStep, StepReport};

@@ -1,0 +1,60 @@
+//! `burn-peft init`: run the (costly) SVD initialisation once and save the adapter, so training
+//! runs start from it (`model.init_adapter` in a recipe).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use burn::tensor::backend::AutodiffBackend;
+use burn_peft::adapter::ParamReport;
+use burn_peft::backend::{BackendJob, DeviceKind, run_on};
+use burn_peft::io::adapter::{InitialAdapters, save_adapter};
+use burn_peft::model::any::load_model;
+use burn_peft::model::inject_adapters;
+use burn_peft::train::recipe::Recipe;
+
+#[derive(clap::Args, Debug)]
+pub struct InitArgs {
+    /// Recipe whose [model] and [adapter] to use (default: the embedded default recipe).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Override a recipe value (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Output adapter folder.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn run(args: InitArgs) -> anyhow::Result<()> {
+    let recipe = Recipe::load(args.config.as_deref(), &args.overrides)?;
+    if args.out.join(burn_peft::io::peft::WEIGHTS_FILE).exists() {
+        anyhow::bail!("{} already holds an adapter; choose another --out", args.out.display());
+    }
+    let device: DeviceKind = recipe.run.device.parse()?;
+    run_on(device, Job { recipe, out: args.out })
+}
+
+struct Job {
+    recipe: Recipe,
+    out: PathBuf,
+}
+
+impl BackendJob for Job {
+    type Output = anyhow::Result<()>;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<()> {
+        let r = &self.recipe;
+        let started = std::time::Instant::now();
+        let model = load_model::<B>(&r.model.path, &device)?
+            .0
+            .decoder()
+            .context("init supports decoder models")?;
+        let (model, injection) = inject_adapters(model, &r.adapter)?;
+        println!("{} {} adapters on {} layers in {:.2} s", r.adapter.method, r.adapter.rank, injection.adapted.len(), started.elapsed().as_secs_f64());
+        println!("{}", ParamReport::of(&model));
+        let initial = InitialAdapters::of(&model);
+        save_adapter(&model, &r.adapter, &initial, &r.model.path.display().to_string(), &self.out)?;
+        println!("wrote {}", self.out.display());
+        Ok(())
+    }
+}

@@ -1,0 +1,55 @@
+//! `burn-peft train`: fine-tune with a recipe (the embedded default without `--config`).
+
+use std::path::PathBuf;
+
+use burn::tensor::backend::AutodiffBackend;
+use burn_peft::backend::{BackendJob, DeviceKind, run_on};
+use burn_peft::train::recipe::Recipe;
+use burn_peft::train::trainer::{TrainOptions, train};
+
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    /// Recipe TOML (see configs/). Default: configs/stories260k-sorsa.toml, embedded.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Override a recipe value, e.g. `--set optim.lr=1e-4 --set adapter.rank=8` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Continue the run in run.output_dir from its latest checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Stop after this many optimizer steps (a checkpoint is written when checkpoint_every divides it).
+    #[arg(long)]
+    pub max_steps_this_run: Option<usize>,
+}
+
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let recipe = Recipe::load(args.config.as_deref(), &args.overrides)?;
+    let device: DeviceKind = recipe.run.device.parse()?;
+    run_on(device, Job { recipe, args })
+}
+
+struct Job {
+    recipe: Recipe,
+    args: TrainArgs,
+}
+
+impl BackendJob for Job {
+    type Output = anyhow::Result<()>;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<()> {
+        let options = TrainOptions {
+            resume: self.args.resume,
+            stop_after: self.args.max_steps_this_run,
+            quiet: false,
+        };
+        let summary = train::<B>(&self.recipe, &device, &options)?;
+        if let (Some(first), Some(last)) = (summary.first_loss, summary.last_loss) {
+            println!(
+                "done: {} steps in {:.1} s, loss {first:.4} -> {last:.4}, {:.0} tokens/s",
+                summary.steps, summary.seconds, summary.tokens_per_second
+            );
+        }
+        Ok(())
+    }
+}

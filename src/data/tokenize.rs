@@ -1,0 +1,129 @@
+//! Instruction rows to token ids and loss labels (METHODS.md, "Prompts and scoring"):
+//! `input_ids = BOS + prompt + response + EOS`, `labels = −100 over BOS + prompt, the ids over
+//! response + EOS`. Labels are aligned with `input_ids` (not shifted): [`causal_lm_loss`] shifts
+//! them, as transformers does.
+//!
+//! Truncation follows what `tokenizer(text, truncation=True, max_length=n)` does in the reference
+//! scripts, separately for the two parts:
+//! - the prompt is encoded with the tokenizer's special tokens (BOS) and cut from the right to
+//!   `max_prompt_length` tokens, so BOS always survives and the end of the prompt (usually
+//!   `### Response:`) is what is lost;
+//! - the response is encoded without special tokens, EOS is appended, and the whole is cut from
+//!   the right to `max_response_length` tokens. A response that does not fit therefore loses its
+//!   EOS: the model is not taught to stop in the middle of an answer.
+//!
+//! [`causal_lm_loss`]: crate::model::loss::causal_lm_loss
+
+use super::instruction::InstructionRow;
+use crate::model::loss::IGNORE_INDEX;
+use crate::model::tokenizer::TextTokenizer;
+use crate::{Error, Result};
+
+/// One causal-LM training example: ids and labels of equal length, labels −100 where no loss is
+/// taken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenizedExample {
+    pub input_ids: Vec<u32>,
+    pub labels: Vec<i64>,
+}
+
+impl TokenizedExample {
+    /// An example that is trained on every token (plain language modelling).
+    pub fn all_targets(input_ids: Vec<u32>) -> Self {
+        let labels = input_ids.iter().map(|&id| i64::from(id)).collect();
+        Self { input_ids, labels }
+    }
+
+    /// Number of positions that carry a label.
+    pub fn target_count(&self) -> usize {
+        self.labels.iter().filter(|&&l| l != IGNORE_INDEX).count()
+    }
+}
+
+/// Separate token budgets for the two parts of an instruction example.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TruncationLimits {
+    /// Tokens of BOS + prompt.
+    pub max_prompt_length: usize,
+    /// Tokens of response + EOS.
+    pub max_response_length: usize,
+}
+
+impl TruncationLimits {
+    /// Both limits must be at least 1: a prompt keeps its BOS, a response at least one target.
+    pub fn validate(&self) -> Result<()> {
+        for (field, value) in [
+            ("max_prompt_length", self.max_prompt_length),
+            ("max_response_length", self.max_response_length),
+        ] {
+            if value == 0 {
+                return Err(Error::invalid(field, value, "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Tokenizes instruction rows with fixed limits; checks once that the tokenizer can do it.
+pub struct InstructionTokenizer<'a> {
+    tokenizer: &'a TextTokenizer,
+    limits: TruncationLimits,
+    eos: u32,
+}
+
+impl<'a> InstructionTokenizer<'a> {
+    /// Fails when a limit is 0 or the tokenizer names no EOS token: every response must end in one, or the
+    /// model never learns to stop.
+    pub fn new(tokenizer: &'a TextTokenizer, limits: TruncationLimits) -> Result<Self> {
+        limits.validate()?;
+        let eos = tokenizer.eos_token_id.ok_or_else(|| {
+            Error::invalid(
+                "eos_token",
+                "none",
+                "instruction tuning appends EOS to every response; the tokenizer's \
+                 tokenizer_config.json names no eos_token",
+            )
+        })?;
+        Ok(Self {
+            tokenizer,
+            limits,
+            eos,
+        })
+    }
+
+    /// `input_ids` and `labels` of one row.
+    pub fn tokenize(&self, row: &InstructionRow) -> Result<TokenizedExample> {
+        let mut prompt = encode_with_bos(self.tokenizer, &row.prompt)?;
+        prompt.truncate(self.limits.max_prompt_length);
+
+        let mut response = self.tokenizer.encode(&row.response, false)?;
+        response.push(self.eos);
+        response.truncate(self.limits.max_response_length);
+
+        let labels = std::iter::repeat_n(IGNORE_INDEX, prompt.len())
+            .chain(response.iter().map(|&id| i64::from(id)))
+            .collect();
+        prompt.extend(response);
+        Ok(TokenizedExample {
+            input_ids: prompt,
+            labels,
+        })
+    }
+
+    /// Every row, in order.
+    pub fn tokenize_all(&self, rows: &[InstructionRow]) -> Result<Vec<TokenizedExample>> {
+        rows.iter().map(|row| self.tokenize(row)).collect()
+    }
+}
+
+/// `text` with the tokenizer's special tokens, starting with BOS whenever the tokenizer has one:
+/// a tokenizer.json whose template adds no BOS still gets the BOS METHODS.md asks for.
+pub(crate) fn encode_with_bos(tokenizer: &TextTokenizer, text: &str) -> Result<Vec<u32>> {
+    let mut ids = tokenizer.encode(text, true)?;
+    if let Some(bos) = tokenizer.bos_token_id
+        && ids.first() != Some(&bos)
+    {
+        ids.insert(0, bos);
+    }
+    Ok(ids)
+}

@@ -1,0 +1,374 @@
+//! The fine-tuning loop: a recipe in, an adapter, metrics and a sample out.
+//!
+//! Each optimizer step averages the task loss over `grad_accumulation` micro-batches, clips the
+//! gradient to a global norm, applies the SORSA regularizer in its configured mode and takes one
+//! AdamW step ([`PeftStep`]). Checkpoints hold only the trainable tensors, the optimizer state
+//! and the step; the data order is a function of (seed, epoch), so a resumed run continues with
+//! exactly the batches an uninterrupted run would have seen.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::data::dataloader::batcher::Batcher;
+use burn::module::AutodiffModule;
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
+use burn::tensor::ElementConversion;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use serde::{Deserialize, Serialize};
+
+use super::metrics::{MetricsLog, StepMetrics};
+use super::recipe::Recipe;
+use super::schedule::Schedule;
+use super::state::{load_trainable, save_trainable};
+use super::step::PeftStep;
+use crate::adapter::ParamReport;
+use crate::data::{HeldOut, InstructionTokenizer, LmBatch, LmBatcher, TokenizedExample, TruncationLimits, load_instructions, permutation, split_held_out};
+use crate::io::adapter::{InitialAdapters, load_adapter, save_adapter};
+use crate::model::any::load_model;
+use crate::model::decoder::Decoder;
+use crate::model::generate::{GenerationOptions, generate};
+use crate::model::inject_adapters;
+use crate::model::loss::causal_lm_loss;
+use crate::model::tokenizer::TextTokenizer;
+use crate::{Error, Result};
+
+/// How a run is driven (beyond its recipe).
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    /// Continue from the latest checkpoint in the output directory.
+    pub resume: bool,
+    /// Stop after this many optimizer steps, as if interrupted (tests and time-boxed runs).
+    pub stop_after: Option<usize>,
+    /// Print nothing but errors.
+    pub quiet: bool,
+}
+
+/// What a finished (or stopped) run reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainSummary {
+    pub steps: usize,
+    pub total_steps: usize,
+    pub trainable_params: usize,
+    pub total_params: usize,
+    pub first_loss: Option<f64>,
+    pub last_loss: Option<f64>,
+    pub eval_loss: Option<f64>,
+    pub tokens_per_second: f64,
+    pub seconds: f64,
+    pub sample: Option<String>,
+    pub output_dir: PathBuf,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct CheckpointState {
+    step: usize,
+}
+
+const CHECKPOINTS: &str = "checkpoints";
+
+/// The tokenizer of a model path (HF folder, or `hf/` next to a llama2.c `.bin`).
+pub fn tokenizer_for(model: &Path, explicit: Option<&Path>) -> Result<TextTokenizer> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None if model.is_dir() => model.to_path_buf(),
+        None => {
+            let dir = model.parent().unwrap_or(Path::new("."));
+            if dir.join("tokenizer.json").is_file() { dir.to_path_buf() } else { dir.join("hf") }
+        }
+    };
+    TextTokenizer::load(&path)
+}
+
+/// Runs the recipe on `device`.
+pub fn train<B: AutodiffBackend>(recipe: &Recipe, device: &B::Device, options: &TrainOptions) -> Result<TrainSummary> {
+    train_model::<B>(recipe, device, options).map(|(summary, _)| summary)
+}
+
+/// Runs the recipe and also returns the trained model (adapters attached, inference backend).
+pub fn train_model<B: AutodiffBackend>(
+    recipe: &Recipe,
+    device: &B::Device,
+    options: &TrainOptions,
+) -> Result<(TrainSummary, Decoder<B::InnerBackend>)> {
+    let say = |text: String| {
+        if !options.quiet {
+            println!("{text}");
+        }
+    };
+    let out = recipe.run.output_dir.clone();
+    if out.join("config.toml").exists() && !options.resume {
+        return Err(Error::invalid(
+            "run.output_dir",
+            out.display(),
+            "already holds a run; pass --resume to continue it or choose another output_dir",
+        ));
+    }
+    std::fs::create_dir_all(&out).map_err(|source| Error::Io { path: out.clone(), source })?;
+    B::seed(device, recipe.run.seed);
+
+    // Model and tokenizer.
+    let (model, report) = load_model::<B>(&recipe.model.path, device)?;
+    report.warn();
+    let model = model.decoder().ok_or_else(|| Error::invalid("model.path", recipe.model.path.display(), "training needs a causal LM (decoder)"))?;
+    let tokenizer = tokenizer_for(&recipe.model.path, recipe.model.tokenizer.as_deref())?;
+    let pad = model.config.pad_token_id.or(tokenizer.pad_token_id).or(tokenizer.eos_token_id).unwrap_or(0);
+
+    // Data.
+    let d = &recipe.data;
+    let rows = load_instructions(&d.train, d.format)?;
+    let (mut train_rows, eval_rows) = match &d.eval {
+        Some(path) => (rows, load_instructions(path, d.format)?),
+        None => split_held_out(rows, HeldOut::Count(d.eval_rows), recipe.run.seed)?,
+    };
+    if d.limit > 0 && d.limit < train_rows.len() {
+        let keep: Vec<usize> = permutation(train_rows.len(), recipe.run.seed ^ 0x5EED).into_iter().take(d.limit).collect();
+        let mut sorted = keep;
+        sorted.sort_unstable();
+        train_rows = sorted.into_iter().map(|i| train_rows[i].clone()).collect();
+    }
+    let limits = TruncationLimits {
+        max_prompt_length: d.max_prompt_length,
+        max_response_length: d.max_response_length,
+    };
+    let encoder = InstructionTokenizer::new(&tokenizer, limits)?;
+    let train_set = encoder.tokenize_all(&train_rows)?;
+    let eval_set = encoder.tokenize_all(&eval_rows)?;
+    say(format!("data: {} training rows, {} held out ({})", train_set.len(), eval_set.len(), d.train.display()));
+
+    // Adapters.
+    let started = Instant::now();
+    let (model, initial, adapted) = match &recipe.model.init_adapter {
+        Some(dir) => {
+            let (model, saved, loaded_initial) = load_adapter(model, dir, true)?;
+            if saved.burn_peft.method != recipe.adapter.method || saved.burn_peft.rank != recipe.adapter.rank {
+                return Err(Error::invalid(
+                    "model.init_adapter",
+                    dir.display(),
+                    format!("holds a {} rank-{} adapter, the recipe asks for {} rank {}", saved.burn_peft.method, saved.burn_peft.rank, recipe.adapter.method, recipe.adapter.rank),
+                ));
+            }
+            let count = crate::model::PeftModel::linears(&model).iter().filter(|(_, s)| matches!(s, crate::model::PeftLinear::Adapted(_))).count();
+            // Unsplit methods need no initial factors; for the others the file provides them.
+            let initial = if loaded_initial.layers.is_empty() { InitialAdapters::of(&model) } else { loaded_initial };
+            (model, initial, count)
+        }
+        None => {
+            let (model, injection) = inject_adapters(model, &recipe.adapter)?;
+            let initial = InitialAdapters::of(&model);
+            (model, initial, injection.adapted.len())
+        }
+    };
+    let model = crate::model::inject::unfreeze_modules(model, if recipe.model.init_adapter.is_some() { &recipe.adapter.modules_to_save } else { &[] })?;
+    let accounting = ParamReport::of(&model);
+    say(format!(
+        "adapter: {} rank {} on {adapted} layers (init {:.2} s); {accounting}",
+        recipe.adapter.method,
+        recipe.adapter.rank,
+        started.elapsed().as_secs_f64()
+    ));
+
+    // Optimisation.
+    let o = &recipe.optim;
+    let per_step = o.batch_size * o.grad_accumulation;
+    let batches_per_epoch = train_set.len().div_ceil(o.batch_size);
+    let steps_per_epoch = train_set.len().div_ceil(per_step);
+    let total_steps = if o.max_steps > 0 { o.max_steps } else { o.epochs * steps_per_epoch };
+    let schedule = Schedule {
+        kind: o.schedule,
+        base_lr: o.lr,
+        warmup_steps: (total_steps as f64 * o.warmup_ratio).ceil() as usize,
+        total_steps,
+        power: o.power,
+        end_lr: 0.0,
+    };
+    let clip = (o.max_grad_norm > 0.0).then_some(o.max_grad_norm);
+    let step_rule = PeftStep::new(&recipe.adapter, o.lr, clip, o.grad_accumulation);
+    let mut optimizer = AdamWConfig::new()
+        .with_beta_1(o.betas[0] as f32)
+        .with_beta_2(o.betas[1] as f32)
+        .with_epsilon(o.eps as f32)
+        .with_weight_decay(o.weight_decay as f32)
+        .init();
+    let mut model = model;
+    let mut start_step = 0;
+    if options.resume
+        && let Some((dir, step)) = latest_checkpoint(&out)?
+    {
+        model = load_trainable(model, &dir.join("trainable.safetensors"))?;
+        let bytes = std::fs::read(dir.join("optimizer.bin")).map_err(|source| Error::Io { path: dir.join("optimizer.bin"), source })?;
+        let record = BinBytesRecorder::<FullPrecisionSettings>::default()
+            .load(bytes, device)
+            .map_err(|e| Error::BadFile { path: dir.join("optimizer.bin"), message: format!("{e}") })?;
+        optimizer = optimizer.load_record(record);
+        start_step = step;
+        say(format!("resumed from {} (step {step})", dir.display()));
+    }
+    crate::io::write_atomic(&out.join("config.toml"), recipe.to_toml().as_bytes())?;
+    let log = MetricsLog::open(&out.join("metrics.jsonl"), options.resume.then_some(start_step))?;
+
+    let batcher = LmBatcher { pad_token_id: pad };
+    let batch_at = |micro: usize| -> (usize, LmBatch<B>) {
+        let epoch = micro / batches_per_epoch;
+        let pos = micro % batches_per_epoch;
+        let order = permutation(train_set.len(), recipe.run.seed.wrapping_add(epoch as u64));
+        let end = ((pos + 1) * o.batch_size).min(order.len());
+        let items: Vec<TokenizedExample> = order[pos * o.batch_size..end].iter().map(|&i| train_set[i].clone()).collect();
+        (epoch, batcher.batch(items, device))
+    };
+
+    let run_started = Instant::now();
+    let (mut first_loss, mut last_loss) = (None, None);
+    let mut tokens_total = 0usize;
+    let stop = options.stop_after.map_or(total_steps, |s| s.min(total_steps));
+    for step in start_step..stop {
+        let step_started = Instant::now();
+        let mut accumulator = GradientsAccumulator::new();
+        let mut loss_sum = 0.0;
+        let mut tokens = 0;
+        let mut epoch = 0;
+        for micro in 0..o.grad_accumulation {
+            let (e, batch) = batch_at(step * o.grad_accumulation + micro);
+            epoch = e;
+            tokens += batch.num_targets;
+            let logits = model.forward(batch.input_ids, Some(batch.attention_mask));
+            let loss = causal_lm_loss(logits, batch.labels).div_scalar(o.grad_accumulation as f64);
+            loss_sum += loss.clone().into_scalar().elem::<f64>();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            accumulator.accumulate(&model, grads);
+        }
+        let lr = schedule.lr(step);
+        let (next, report) = step_rule.apply(model, &mut optimizer, accumulator.grads(), lr)?;
+        model = next;
+        tokens_total += tokens;
+        first_loss.get_or_insert(loss_sum);
+        last_loss = Some(loss_sum);
+        let done = step + 1;
+        let metrics = StepMetrics {
+            step: done,
+            epoch,
+            loss: loss_sum,
+            regularizer: report.regularizer,
+            lr,
+            grad_norm: report.grad_norm,
+            tokens_per_second: tokens as f64 / step_started.elapsed().as_secs_f64(),
+            elapsed_seconds: run_started.elapsed().as_secs_f64(),
+            eval_loss: None,
+        };
+        log.append(&metrics)?;
+        if done % recipe.run.log_every == 0 || done == 1 {
+            say(metrics.line(total_steps));
+        }
+        let every = recipe.run.checkpoint_every;
+        if (every > 0 && done % every == 0) || done == total_steps {
+            write_checkpoint(&out, done, &model, &optimizer)?;
+        }
+    }
+    let steps_done = stop;
+    let seconds = run_started.elapsed().as_secs_f64();
+    let mut summary = TrainSummary {
+        steps: steps_done,
+        total_steps,
+        trainable_params: accounting.trainable(),
+        total_params: accounting.total(),
+        first_loss,
+        last_loss,
+        eval_loss: None,
+        tokens_per_second: tokens_total as f64 / seconds.max(1e-9),
+        seconds,
+        sample: None,
+        output_dir: out.clone(),
+    };
+    if steps_done < total_steps {
+        say(format!("stopped after step {steps_done} of {total_steps}; continue with --resume"));
+        return Ok((summary, model.valid()));
+    }
+
+    // Outputs: adapter, held-out loss, sample.
+    let adapter_dir = out.join("adapter");
+    save_adapter(&model, &recipe.adapter, &initial, &recipe.model.path.display().to_string(), &adapter_dir)?;
+    let inference = model.valid();
+    summary.eval_loss = held_out_loss(&inference, &eval_set, pad, o.batch_size, device);
+    if let Some(eval) = summary.eval_loss {
+        say(format!("held-out loss {eval:.4} over {} rows", eval_set.len()));
+    }
+    if let Some(prompt) = &recipe.run.sample_prompt {
+        let ids = tokenizer.encode(&crate::data::prompt::math_train_prompt(prompt), true)?;
+        let options = GenerationOptions {
+            max_new_tokens: recipe.run.sample_max_new_tokens,
+            eos_token_ids: inference.config.eos_token_ids.clone(),
+            pad_token_id: pad,
+            ..GenerationOptions::default()
+        };
+        let new = generate(&inference, &[ids], &options)?;
+        let text = tokenizer.decode(&new[0])?;
+        crate::io::write_atomic(&out.join("sample.txt"), format!("{prompt}\n---\n{text}\n").as_bytes())?;
+        say(format!("sample: {text}"));
+        summary.sample = Some(text);
+    }
+    let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
+    crate::io::write_atomic(&out.join("summary.json"), json.as_bytes())?;
+    say(format!("wrote {} (adapter/, metrics.jsonl, config.toml, sample.txt, summary.json)", out.display()));
+    Ok((summary, inference))
+}
+
+/// Token-weighted mean loss over `examples` (no gradients).
+pub fn held_out_loss<B: Backend>(model: &Decoder<B>, examples: &[TokenizedExample], pad: u32, batch_size: usize, device: &B::Device) -> Option<f64> {
+    let batcher = LmBatcher { pad_token_id: pad };
+    let (mut sum, mut count) = (0.0, 0usize);
+    for chunk in examples.chunks(batch_size.max(1)) {
+        let batch: LmBatch<B> = batcher.batch(chunk.to_vec(), device);
+        if batch.num_targets == 0 {
+            continue;
+        }
+        let logits = model.forward(batch.input_ids, Some(batch.attention_mask));
+        let loss: f64 = causal_lm_loss(logits, batch.labels).into_scalar().elem();
+        sum += loss * batch.num_targets as f64;
+        count += batch.num_targets;
+    }
+    (count > 0).then(|| sum / count as f64)
+}
+
+fn write_checkpoint<B: AutodiffBackend, M: AutodiffModule<B>, O: Optimizer<M, B>>(out: &Path, step: usize, model: &M, optimizer: &O) -> Result<()> {
+    let root = out.join(CHECKPOINTS);
+    let final_dir = root.join(format!("step-{step:06}"));
+    let tmp = root.join(format!(".step-{step:06}.tmp"));
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    save_trainable(model, &tmp.join("trainable.safetensors"))?;
+    let bytes = BinBytesRecorder::<FullPrecisionSettings>::default()
+        .record(optimizer.to_record(), ())
+        .map_err(|e| Error::BadFile { path: tmp.join("optimizer.bin"), message: format!("{e}") })?;
+    crate::io::write_atomic(&tmp.join("optimizer.bin"), &bytes)?;
+    let state = serde_json::to_string(&CheckpointState { step }).expect("state serialises");
+    crate::io::write_atomic(&tmp.join("state.json"), state.as_bytes())?;
+    // The rename publishes the checkpoint whole; a crash before it leaves only the temp dir.
+    let _ = std::fs::remove_dir_all(&final_dir);
+    std::fs::rename(&tmp, &final_dir).map_err(io(&final_dir))
+}
+
+/// The newest complete checkpoint of a run.
+pub fn latest_checkpoint(out: &Path) -> Result<Option<(PathBuf, usize)>> {
+    let root = out.join(CHECKPOINTS);
+    if !root.is_dir() {
+        return Ok(None);
+    }
+    let mut best: Option<(PathBuf, usize)> = None;
+    for entry in std::fs::read_dir(&root).map_err(|source| Error::Io { path: root.clone(), source })? {
+        let path = entry.map_err(|source| Error::Io { path: root.clone(), source })?.path();
+        let state = path.join("state.json");
+        if !state.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&state).map_err(|source| Error::Io { path: state.clone(), source })?;
+        let parsed: CheckpointState = serde_json::from_str(&text).map_err(|e| Error::BadFile { path: state.clone(), message: e.to_string() })?;
+        if best.as_ref().is_none_or(|(_, s)| parsed.step > *s) {
+            best = Some((path, parsed.step));
+        }
+    }
+    Ok(best)
+}

@@ -1,0 +1,14 @@
+//! Training: the default recipe, every method's save / reload / merge round trip, resume,
+//! the SORSA regularizer's behaviour and bad input.
+
+#[path = "train/common.rs"]
+mod common;
+
+#[path = "train/errors.rs"]
+mod errors;
+#[path = "train/methods.rs"]
+mod methods;
+#[path = "train/recipe_run.rs"]
+mod recipe_run;
+#[path = "train/resume.rs"]
+mod resume;

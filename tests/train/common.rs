@@ -1,0 +1,55 @@
+use std::path::PathBuf;
+
+use burn::backend::ndarray::NdArrayDevice;
+use burn::tensor::{ElementConversion, Int, Tensor};
+use burn_peft::io::checkpoint::Checkpoint;
+use burn_peft::train::recipe::Recipe;
+
+pub type B = burn::backend::NdArray<f32>;
+pub type Train = burn::backend::Autodiff<B>;
+
+pub fn device() -> NdArrayDevice {
+    NdArrayDevice::Cpu
+}
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn temp(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("burn-peft-train-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// The default recipe shrunk to a quick run on stories260K, with paths made absolute.
+pub fn quick_recipe(tag: &str, extra: &[&str]) -> Recipe {
+    let root = root();
+    let mut sets: Vec<String> = vec![
+        format!("model.path=\"{}\"", root.join("models/stories260K/hf").display()),
+        format!("data.train=\"{}\"", root.join("datasets/gsm8k/train.jsonl").display()),
+        format!("run.output_dir=\"{}\"", temp(tag).display()),
+        "data.limit=48".into(),
+        "data.eval_rows=8".into(),
+        "data.max_prompt_length=48".into(),
+        "data.max_response_length=48".into(),
+        "optim.batch_size=4".into(),
+        "optim.max_steps=8".into(),
+        "optim.lr=5e-3".into(),
+        "adapter.rank=4".into(),
+        "run.checkpoint_every=4".into(),
+        "run.log_every=100".into(),
+    ];
+    sets.extend(extra.iter().map(|s| s.to_string()));
+    Recipe::load(None, &sets).unwrap()
+}
+
+/// Fixed token ids for comparing logits.
+pub fn probe() -> (Tensor<B, 2, Int>, Tensor<B, 2, Int>) {
+    let ckpt = Checkpoint::open_files(&[root().join("tests/fixtures/tiny-llama/reference.safetensors")]).unwrap();
+    (ckpt.int_tensor("input_ids", &device()).unwrap(), ckpt.int_tensor("attention_mask", &device()).unwrap())
+}
+
+pub fn max_abs_diff<const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> f64 {
+    (a - b).abs().max().into_scalar().elem()
+}
