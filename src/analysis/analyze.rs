@@ -27,6 +27,9 @@ pub struct AnalyzeOptions {
     pub out: PathBuf,
 }
 
+/// Which number of a [`LayerShift`] a plot shows.
+type Measure = fn(&LayerShift) -> f64;
+
 /// One row of `spectral.csv`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShiftRow {
@@ -37,9 +40,16 @@ pub struct ShiftRow {
 
 /// Runs the analysis, writes `spectral.csv`, `delta_sigma.{png,svg}` and `delta_d.{png,svg}`
 /// under `out`, and returns the rows. Progress goes to stderr.
-pub fn analyze<B: AutodiffBackend>(options: &AnalyzeOptions, device: &B::Device) -> Result<Vec<ShiftRow>> {
+pub fn analyze<B: AutodiffBackend>(
+    options: &AnalyzeOptions,
+    device: &B::Device,
+) -> Result<Vec<ShiftRow>> {
     if options.adapters.is_empty() {
-        return Err(Error::invalid("--adapter", "(none)", "name at least one adapter folder"));
+        return Err(Error::invalid(
+            "--adapter",
+            "(none)",
+            "name at least one adapter folder",
+        ));
     }
     let base = load_decoder::<B>(&options.base, device)?;
     let mut rows = Vec::new();
@@ -54,29 +64,69 @@ pub fn analyze<B: AutodiffBackend>(options: &AnalyzeOptions, device: &B::Device)
         labels.push(method.clone());
         let final_step = final_step(&run)?;
         if options.checkpoints {
-            for checkpoint in run.checkpoints()?.into_iter().filter(|c| c.step < final_step) {
-                eprintln!("analyze: {method} step {} ({})", checkpoint.step, checkpoint.trainable.display());
+            for checkpoint in run
+                .checkpoints()?
+                .into_iter()
+                .filter(|c| c.step < final_step)
+            {
+                eprintln!(
+                    "analyze: {method} step {} ({})",
+                    checkpoint.step,
+                    checkpoint.trainable.display()
+                );
                 let (model, _) = inject_adapters(base.clone(), &run.recipe.adapter)?;
                 let model = load_trainable(model, &checkpoint.trainable)?;
-                push_rows(&mut rows, &method, checkpoint.step, layer_shifts(&base, &model)?);
+                push_rows(
+                    &mut rows,
+                    &method,
+                    checkpoint.step,
+                    layer_shifts(&base, &model)?,
+                );
             }
         }
-        eprintln!("analyze: {method} step {final_step} ({})", adapter.display());
+        eprintln!(
+            "analyze: {method} step {final_step} ({})",
+            adapter.display()
+        );
         let (model, _) = load_model::<B>(&options.base, device)?;
-        let model = model.with_adapter(adapter)?.decoder().ok_or_else(|| not_decoder(&options.base))?;
+        let model = model
+            .with_adapter(adapter)?
+            .decoder()
+            .ok_or_else(|| not_decoder(&options.base))?;
         push_rows(&mut rows, &method, final_step, layer_shifts(&base, &model)?);
     }
-    std::fs::create_dir_all(&options.out).map_err(|source| Error::Io { path: options.out.clone(), source })?;
+    std::fs::create_dir_all(&options.out).map_err(|source| Error::Io {
+        path: options.out.clone(),
+        source,
+    })?;
     let csv = options.out.join("spectral.csv");
     crate::io::write_atomic(&csv, to_csv(&rows).as_bytes())?;
     eprintln!("analyze: wrote {}", csv.display());
-    let plots: [(&str, &str, &str, fn(&LayerShift) -> f64); 2] = [
-        ("delta_sigma", "ΔΣ = mean |σ_i(W_t) − σ_i(W_0)|  (mean over layers, band: min–max)", "ΔΣ", |s| s.delta_sigma),
-        ("delta_d", "ΔD = 1 − mean (|u_i·u_i'| + |v_i·v_i'|)/2  (mean over layers, band: min–max)", "ΔD", |s| s.delta_d),
+    let plots: [(&str, &str, &str, Measure); 2] = [
+        (
+            "delta_sigma",
+            "ΔΣ = mean |σ_i(W_t) − σ_i(W_0)|  (mean over layers, band: min–max)",
+            "ΔΣ",
+            |s| s.delta_sigma,
+        ),
+        (
+            "delta_d",
+            "ΔD = 1 − mean (|u_i·u_i'| + |v_i·v_i'|)/2  (mean over layers, band: min–max)",
+            "ΔD",
+            |s| s.delta_d,
+        ),
     ];
     for (stem, title, y, value) in plots {
-        let labels = Labels { title, x: "step", y };
-        for path in write_line_plot(&options.out.join(stem), &labels, &per_method_series(&rows, value))? {
+        let labels = Labels {
+            title,
+            x: "step",
+            y,
+        };
+        for path in write_line_plot(
+            &options.out.join(stem),
+            &labels,
+            &per_method_series(&rows, value),
+        )? {
             eprintln!("analyze: wrote {}", path.display());
         }
     }
@@ -90,7 +140,11 @@ fn load_decoder<B: AutodiffBackend>(path: &Path, device: &B::Device) -> Result<D
 }
 
 fn not_decoder(path: &Path) -> Error {
-    Error::invalid("--base", path.display(), "analyze supports decoder (causal LM) models")
+    Error::invalid(
+        "--base",
+        path.display(),
+        "analyze supports decoder (causal LM) models",
+    )
 }
 
 /// The step the run's final adapter was saved at: `summary.json`'s `steps`, else the last
@@ -108,7 +162,11 @@ fn final_step(run: &RunDir) -> Result<usize> {
 }
 
 fn push_rows(rows: &mut Vec<ShiftRow>, method: &str, step: usize, shifts: Vec<LayerShift>) {
-    rows.extend(shifts.into_iter().map(|shift| ShiftRow { method: method.to_string(), step, shift }));
+    rows.extend(shifts.into_iter().map(|shift| ShiftRow {
+        method: method.to_string(),
+        step,
+        shift,
+    }));
 }
 
 /// `method,step,layer,module,delta_sigma,delta_d`; full precision, since early shifts are tiny.
@@ -129,20 +187,30 @@ pub fn to_csv(rows: &[ShiftRow]) -> String {
 }
 
 fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_string() }
+    if text.contains([',', '"', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
 }
 
 /// One series per method: the mean over layers at each step, with a min–max band.
-fn per_method_series(rows: &[ShiftRow], value: fn(&LayerShift) -> f64) -> Vec<Series> {
+fn per_method_series(rows: &[ShiftRow], value: Measure) -> Vec<Series> {
     // Methods in first-seen order (the order of --adapter), steps ascending.
     let mut order: Vec<&str> = Vec::new();
     let mut grouped: BTreeMap<(usize, usize), Vec<f64>> = BTreeMap::new();
     for r in rows {
-        let index = order.iter().position(|m| *m == r.method).unwrap_or_else(|| {
-            order.push(&r.method);
-            order.len() - 1
-        });
-        grouped.entry((index, r.step)).or_default().push(value(&r.shift));
+        let index = order
+            .iter()
+            .position(|m| *m == r.method)
+            .unwrap_or_else(|| {
+                order.push(&r.method);
+                order.len() - 1
+            });
+        grouped
+            .entry((index, r.step))
+            .or_default()
+            .push(value(&r.shift));
     }
     order
         .iter()
@@ -158,9 +226,20 @@ fn per_method_series(rows: &[ShiftRow], value: fn(&LayerShift) -> f64) -> Vec<Se
                 .collect();
             let points = grouped
                 .range((index, 0)..=(index, usize::MAX))
-                .map(|(&(_, step), values)| (step as f64, values.iter().sum::<f64>() / values.len() as f64))
+                .map(|(&(_, step), values)| {
+                    (
+                        step as f64,
+                        values.iter().sum::<f64>() / values.len() as f64,
+                    )
+                })
                 .collect();
-            Series { label: method.to_string(), points, band, mark: Mark::Line, color: index }
+            Series {
+                label: method.to_string(),
+                points,
+                band,
+                mark: Mark::Line,
+                color: index,
+            }
         })
         .collect()
 }

@@ -28,7 +28,9 @@ struct Loaded {
 /// under `out`. Errors name the offending run: a missing `metrics.jsonl`, or a base model
 /// (`model.path`) that differs from the first run's — losses of different models do not compare.
 pub fn compare(runs: &[PathBuf], out: &Path) -> Result<Comparison> {
-    let first = runs.first().ok_or_else(|| Error::invalid("--runs", "(none)", "name at least one run directory"))?;
+    let first = runs
+        .first()
+        .ok_or_else(|| Error::invalid("--runs", "(none)", "name at least one run directory"))?;
     let reference = RunDir::open(first)?;
     let mut loaded = Vec::with_capacity(runs.len());
     for dir in runs {
@@ -47,12 +49,22 @@ pub fn compare(runs: &[PathBuf], out: &Path) -> Result<Comparison> {
         }
         let metrics = run.metrics()?;
         if metrics.is_empty() {
-            return Err(Error::BadFile { path: dir.join("metrics.jsonl"), message: "no step was logged".into() });
+            return Err(Error::BadFile {
+                path: dir.join("metrics.jsonl"),
+                message: "no step was logged".into(),
+            });
         }
         loaded.push(Loaded { run, metrics });
     }
-    std::fs::create_dir_all(out).map_err(|source| Error::Io { path: out.to_path_buf(), source })?;
-    let labels = Labels { title: "Training loss (dots: held-out loss)", x: "step", y: "loss" };
+    std::fs::create_dir_all(out).map_err(|source| Error::Io {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    let labels = Labels {
+        title: "Training loss (dots: held-out loss)",
+        x: "step",
+        y: "loss",
+    };
     let plots = write_line_plot(&out.join("loss"), &labels, &loss_series(&loaded)?)?;
     let table = out.join("comparison.md");
     crate::io::write_atomic(&table, markdown_table(&loaded)?.as_bytes())?;
@@ -76,17 +88,34 @@ fn loss_series(runs: &[Loaded]) -> Result<Vec<Series>> {
     let mut series = Vec::new();
     for (color, r) in runs.iter().enumerate() {
         let points = r.metrics.iter().map(|m| (m.step as f64, m.loss)).collect();
-        series.push(Series { label: legend(&r.run), points, band: Vec::new(), mark: Mark::Line, color });
-        let mut eval: Vec<(f64, f64)> = r.metrics.iter().filter_map(|m| m.eval_loss.map(|e| (m.step as f64, e))).collect();
+        series.push(Series {
+            label: legend(&r.run),
+            points,
+            band: Vec::new(),
+            mark: Mark::Line,
+            color,
+        });
+        let mut eval: Vec<(f64, f64)> = r
+            .metrics
+            .iter()
+            .filter_map(|m| m.eval_loss.map(|e| (m.step as f64, e)))
+            .collect();
         // Runs that only measure held-out loss at the end have it in summary.json alone.
         if eval.is_empty()
-            && let (Some(e), Some(last)) = (r.run.summary()?.and_then(|s| s.eval_loss), r.metrics.last())
+            && let (Some(e), Some(last)) =
+                (r.run.summary()?.and_then(|s| s.eval_loss), r.metrics.last())
         {
             eval.push((last.step as f64, e));
         }
         if !eval.is_empty() {
             let label = format!("{} eval", r.run.name());
-            series.push(Series { label, points: eval, band: Vec::new(), mark: Mark::Dots, color });
+            series.push(Series {
+                label,
+                points: eval,
+                band: Vec::new(),
+                mark: Mark::Dots,
+                color,
+            });
         }
     }
     Ok(series)
@@ -100,12 +129,18 @@ fn markdown_table(runs: &[Loaded]) -> Result<String> {
     for r in runs {
         let summary = r.run.summary()?.unwrap_or_default();
         let last = r.metrics.last().expect("compare refuses empty logs");
-        let best = r.metrics.iter().min_by(|a, b| a.loss.total_cmp(&b.loss)).expect("non-empty");
+        let best = r
+            .metrics
+            .iter()
+            .min_by(|a, b| a.loss.total_cmp(&b.loss))
+            .expect("non-empty");
         // The held-out loss at the end of training (summary.json), else the last one logged.
-        let eval = summary.eval_loss.or_else(|| r.metrics.iter().rev().find_map(|m| m.eval_loss));
-        let tokens = summary
-            .tokens_per_second
-            .unwrap_or_else(|| r.metrics.iter().map(|m| m.tokens_per_second).sum::<f64>() / r.metrics.len() as f64);
+        let eval = summary
+            .eval_loss
+            .or_else(|| r.metrics.iter().rev().find_map(|m| m.eval_loss));
+        let tokens = summary.tokens_per_second.unwrap_or_else(|| {
+            r.metrics.iter().map(|m| m.tokens_per_second).sum::<f64>() / r.metrics.len() as f64
+        });
         text.push_str(&format!(
             "| {} | {} | {} | {:.4} | {:.4} ({}) | {} | {} | {:.0} |\n",
             r.run.name(),
@@ -115,7 +150,9 @@ fn markdown_table(runs: &[Loaded]) -> Result<String> {
             best.loss,
             best.step,
             eval.map_or("–".into(), |e| format!("{e:.4}")),
-            summary.trainable_params.map_or("–".into(), |p| group_digits(p as usize)),
+            summary
+                .trainable_params
+                .map_or("–".into(), |p| group_digits(p as usize)),
             tokens,
         ));
     }

@@ -28,19 +28,34 @@ pub fn layer_shifts<B: Backend, M: PeftModel<B>>(base: &M, trained: &M) -> Resul
     let shared = trained.shared();
     let mut shifts = Vec::new();
     for (name, slot) in trained.linears() {
-        let PeftLinear::Adapted(adapted) = slot else { continue };
+        let PeftLinear::Adapted(adapted) = slot else {
+            continue;
+        };
         let original = originals.get(&name).ok_or_else(|| {
-            Error::invalid("base", &name, "the base model has no such linear layer: adapter trained on another architecture?")
+            Error::invalid(
+                "base",
+                &name,
+                "the base model has no such linear layer: adapter trained on another architecture?",
+            )
         })?;
         // W_0 is the *original* weight, not the residual base a splitting method keeps.
         let w0 = tensor_to_mat(&original.base().weight.val());
         let wt = tensor_to_mat(&adapted.merged_weight(shared));
         let (delta_sigma, delta_d) = spectral_shift(w0.as_ref(), wt.as_ref())
             .map_err(|e| Error::invalid("layer", &name, e.to_string()))?;
-        shifts.push(LayerShift { layer: block_index(&name), module: name, delta_sigma, delta_d });
+        shifts.push(LayerShift {
+            layer: block_index(&name),
+            module: name,
+            delta_sigma,
+            delta_d,
+        });
     }
     if shifts.is_empty() {
-        return Err(Error::invalid("adapter", "(none)", "the model carries no adapted layer to analyse"));
+        return Err(Error::invalid(
+            "adapter",
+            "(none)",
+            "the model carries no adapted layer to analyse",
+        ));
     }
     Ok(shifts)
 }
@@ -48,5 +63,8 @@ pub fn layer_shifts<B: Backend, M: PeftModel<B>>(base: &M, trained: &M) -> Resul
 /// `N` in `….layers.N.…` (Llama's `model.layers.N`, BERT's `encoder.layer.N`).
 fn block_index(name: &str) -> Option<usize> {
     let parts: Vec<&str> = name.split('.').collect();
-    parts.windows(2).find(|w| w[0] == "layers" || w[0] == "layer").and_then(|w| w[1].parse().ok())
+    parts
+        .windows(2)
+        .find(|w| w[0] == "layers" || w[0] == "layer")
+        .and_then(|w| w[1].parse().ok())
 }

@@ -56,13 +56,30 @@ pub struct Labels<'a> {
 }
 
 /// Writes `<stem>.png` and `<stem>.svg`; returns both paths.
-pub fn write_line_plot(stem: &Path, labels: &Labels<'_>, series: &[Series]) -> Result<[PathBuf; 2]> {
+pub fn write_line_plot(
+    stem: &Path,
+    labels: &Labels<'_>,
+    series: &[Series],
+) -> Result<[PathBuf; 2]> {
     register_font()?;
     let png = stem.with_extension("png");
     let svg = stem.with_extension("svg");
-    let fail = |path: &Path, message: String| Error::BadFile { path: path.to_path_buf(), message: format!("cannot draw plot: {message}") };
-    draw(BitMapBackend::new(&png, PLOT_SIZE).into_drawing_area(), labels, series).map_err(|m| fail(&png, m))?;
-    draw(SVGBackend::new(&svg, PLOT_SIZE).into_drawing_area(), labels, series).map_err(|m| fail(&svg, m))?;
+    let fail = |path: &Path, message: String| Error::BadFile {
+        path: path.to_path_buf(),
+        message: format!("cannot draw plot: {message}"),
+    };
+    draw(
+        BitMapBackend::new(&png, PLOT_SIZE).into_drawing_area(),
+        labels,
+        series,
+    )
+    .map_err(|m| fail(&png, m))?;
+    draw(
+        SVGBackend::new(&svg, PLOT_SIZE).into_drawing_area(),
+        labels,
+        series,
+    )
+    .map_err(|m| fail(&svg, m))?;
     Ok([png, svg])
 }
 
@@ -70,13 +87,21 @@ fn register_font() -> Result<()> {
     static REGISTERED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     REGISTERED
         .get_or_init(|| {
-            plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).map_err(|_| "the embedded font is not a valid TrueType file".to_string())
+            plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
+                .map_err(|_| "the embedded font is not a valid TrueType file".to_string())
         })
         .clone()
-        .map_err(|message| Error::BadFile { path: "assets/DejaVuSansMono.ttf".into(), message })
+        .map_err(|message| Error::BadFile {
+            path: "assets/DejaVuSansMono.ttf".into(),
+            message,
+        })
 }
 
-fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, labels: &Labels<'_>, series: &[Series]) -> std::result::Result<(), String> {
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    labels: &Labels<'_>,
+    series: &[Series],
+) -> std::result::Result<(), String> {
     let text = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(text)?;
     let (x_range, y_range) = ranges(series);
@@ -92,26 +117,46 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, labels: &Labels<'_>, s
         .x_desc(labels.x)
         .y_desc(labels.y)
         .label_style(("sans-serif", 14))
-        .x_label_formatter(&|x| if x.fract() == 0.0 { format!("{x:.0}") } else { format!("{x:.1}") })
+        .x_label_formatter(&|x| {
+            if x.fract() == 0.0 {
+                format!("{x:.0}")
+            } else {
+                format!("{x:.1}")
+            }
+        })
         .y_label_formatter(&|y| format_tick(*y))
         .draw()
         .map_err(text)?;
     // Bands first, so every line stays visible on top of every band.
     for s in series.iter().filter(|s| !s.band.is_empty()) {
-        let outline: Vec<(f64, f64)> =
-            s.band.iter().map(|&(x, _, hi)| (x, hi)).chain(s.band.iter().rev().map(|&(x, lo, _)| (x, lo))).collect();
-        chart.draw_series(std::iter::once(Polygon::new(outline, color(s).mix(0.18).filled()))).map_err(text)?;
+        let outline: Vec<(f64, f64)> = s
+            .band
+            .iter()
+            .map(|&(x, _, hi)| (x, hi))
+            .chain(s.band.iter().rev().map(|&(x, lo, _)| (x, lo)))
+            .collect();
+        chart
+            .draw_series(std::iter::once(Polygon::new(
+                outline,
+                color(s).mix(0.18).filled(),
+            )))
+            .map_err(text)?;
     }
     for s in series {
         let c = color(s);
         let width = if s.mark == Mark::Line { 2 } else { 1 };
         chart
-            .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(width)))
+            .draw_series(LineSeries::new(
+                s.points.iter().copied(),
+                c.stroke_width(width),
+            ))
             .map_err(text)?
             .label(s.label.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
         if s.mark == Mark::Dots {
-            chart.draw_series(s.points.iter().map(|&p| Circle::new(p, 3, c.filled()))).map_err(text)?;
+            chart
+                .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, c.filled())))
+                .map_err(text)?;
         }
     }
     chart
@@ -133,21 +178,38 @@ fn color(series: &Series) -> RGBColor {
 /// degenerate range (one step, or a constant value) is widened so the chart can still be drawn.
 fn ranges(series: &[Series]) -> (std::ops::Range<f64>, std::ops::Range<f64>) {
     let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
-    let ys = series.iter().flat_map(|s| s.points.iter().map(|p| p.1).chain(s.band.iter().flat_map(|b| [b.1, b.2])));
+    let ys = series.iter().flat_map(|s| {
+        s.points
+            .iter()
+            .map(|p| p.1)
+            .chain(s.band.iter().flat_map(|b| [b.1, b.2]))
+    });
     (padded(xs), padded(ys))
 }
 
 fn padded(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
-    let (lo, hi) = values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
     if !lo.is_finite() {
         return 0.0..1.0;
     }
     let span = hi - lo;
-    let pad = if span > 0.0 { span * 0.05 } else { lo.abs().max(1e-6) * 0.05 };
+    let pad = if span > 0.0 {
+        span * 0.05
+    } else {
+        lo.abs().max(1e-6) * 0.05
+    };
     (lo - pad)..(hi + pad)
 }
 
 /// Ticks of quantities spanning 1e-7 (ΔD after a few steps) to 10 (loss) stay readable.
 fn format_tick(y: f64) -> String {
-    if y == 0.0 || (1e-2..1e4).contains(&y.abs()) { format!("{y:.3}") } else { format!("{y:.2e}") }
+    if y == 0.0 || (1e-2..1e4).contains(&y.abs()) {
+        format!("{y:.3}")
+    } else {
+        format!("{y:.2e}")
+    }
 }

@@ -49,7 +49,10 @@ impl RunDir {
             });
         }
         let recipe = Recipe::load(Some(&config), &[])?;
-        Ok(Self { dir: dir.to_path_buf(), recipe })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            recipe,
+        })
     }
 
     /// The run that wrote the adapter folder `adapter` (`<run>/adapter`).
@@ -77,7 +80,10 @@ impl RunDir {
 
     /// The last path component, for tables and messages.
     pub fn name(&self) -> String {
-        self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| self.dir.display().to_string())
+        self.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.dir.display().to_string())
     }
 
     /// Every record of `metrics.jsonl`; a missing file is an error naming the run.
@@ -98,8 +104,16 @@ impl RunDir {
         if !path.is_file() {
             return Ok(None);
         }
-        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
-        serde_json::from_str(&text).map(Some).map_err(|e| Error::BadFile { path, message: e.to_string() })
+        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| Error::BadFile {
+                path,
+                message: e.to_string(),
+            })
     }
 
     /// `checkpoints/step-NNNNNN/trainable.safetensors`, by ascending step.
@@ -108,12 +122,21 @@ impl RunDir {
         if !root.is_dir() {
             return Ok(Vec::new());
         }
-        let entries = std::fs::read_dir(&root).map_err(|source| Error::Io { path: root.clone(), source })?;
+        let entries = std::fs::read_dir(&root).map_err(|source| Error::Io {
+            path: root.clone(),
+            source,
+        })?;
         let mut found = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(|source| Error::Io { path: root.clone(), source })?;
+            let entry = entry.map_err(|source| Error::Io {
+                path: root.clone(),
+                source,
+            })?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(step) = name.strip_prefix("step-").and_then(|s| s.parse::<usize>().ok()) else {
+            let Some(step) = name
+                .strip_prefix("step-")
+                .and_then(|s| s.parse::<usize>().ok())
+            else {
                 continue;
             };
             let trainable = entry.path().join("trainable.safetensors");

@@ -24,11 +24,20 @@ pub fn spectral_shift(w0: MatRef<'_, f32>, wt: MatRef<'_, f32>) -> Result<(f64, 
     }
     let n = w0.nrows().min(w0.ncols());
     if n == 0 {
-        return Err(Error::invalid("weight", format!("{}x{}", w0.nrows(), w0.ncols()), "has no singular values"));
+        return Err(Error::invalid(
+            "weight",
+            format!("{}x{}", w0.nrows(), w0.ncols()),
+            "has no singular values",
+        ));
     }
     let before = exact_svd(w0)?;
     let after = exact_svd(wt)?;
-    let delta_sigma: f64 = before.s.iter().zip(&after.s).map(|(a, b)| (f64::from(*a) - f64::from(*b)).abs()).sum();
+    let delta_sigma: f64 = before
+        .s
+        .iter()
+        .zip(&after.s)
+        .map(|(a, b)| (f64::from(*a) - f64::from(*b)).abs())
+        .sum();
     let alignment: f64 = (0..n)
         .map(|i| {
             let u = dot(before.u.col(i), after.u.col(i)).abs();
@@ -41,5 +50,8 @@ pub fn spectral_shift(w0: MatRef<'_, f32>, wt: MatRef<'_, f32>) -> Result<(f64, 
 }
 
 fn dot(a: faer::ColRef<'_, f32>, b: faer::ColRef<'_, f32>) -> f64 {
-    a.iter().zip(b.iter()).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum()
+    a.iter()
+        .zip(b.iter())
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum()
 }

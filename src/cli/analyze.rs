@@ -38,9 +38,18 @@ impl BackendJob for Job {
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<()> {
         let args = self.0;
-        let options = AnalyzeOptions { base: args.base, adapters: args.adapters, checkpoints: args.checkpoints, out: args.out };
+        let options = AnalyzeOptions {
+            base: args.base,
+            adapters: args.adapters,
+            checkpoints: args.checkpoints,
+            out: args.out,
+        };
         let rows = analyze::<B>(&options, &device)?;
-        eprintln!("analyze: {} layer measurements in {}", rows.len(), options.out.display());
+        eprintln!(
+            "analyze: {} layer measurements in {}",
+            rows.len(),
+            options.out.display()
+        );
         Ok(())
     }
 }

@@ -22,13 +22,17 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         anyhow::bail!("--format {}: only `peft` is supported", args.format);
     }
     if args.out.join(burn_peft::io::peft::WEIGHTS_FILE).exists() {
-        anyhow::bail!("{} already holds an adapter; choose another --out", args.out.display());
+        anyhow::bail!(
+            "{} already holds an adapter; choose another --out",
+            args.out.display()
+        );
     }
     burn_peft::io::export::export_peft_lora(&args.adapter, &args.out)?;
     if let Some(base) = &args.base {
         // The export must apply to the base it is meant for.
         let device = Default::default();
-        let (model, _) = burn_peft::model::any::load_model::<burn_peft::backend::Cpu>(base, &device)?;
+        let (model, _) =
+            burn_peft::model::any::load_model::<burn_peft::backend::Cpu>(base, &device)?;
         model.with_adapter(&args.out)?;
     }
     eprintln!("wrote PEFT LoRA adapter to {}", args.out.display());

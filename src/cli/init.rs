@@ -28,10 +28,19 @@ pub struct InitArgs {
 pub fn run(args: InitArgs) -> anyhow::Result<()> {
     let recipe = Recipe::load(args.config.as_deref(), &args.overrides)?;
     if args.out.join(burn_peft::io::peft::WEIGHTS_FILE).exists() {
-        anyhow::bail!("{} already holds an adapter; choose another --out", args.out.display());
+        anyhow::bail!(
+            "{} already holds an adapter; choose another --out",
+            args.out.display()
+        );
     }
     let device: DeviceKind = recipe.run.device.parse()?;
-    run_on(device, Job { recipe, out: args.out })
+    run_on(
+        device,
+        Job {
+            recipe,
+            out: args.out,
+        },
+    )
 }
 
 struct Job {
@@ -50,10 +59,22 @@ impl BackendJob for Job {
             .decoder()
             .context("init supports decoder models")?;
         let (model, injection) = inject_adapters(model, &r.adapter)?;
-        println!("{} {} adapters on {} layers in {:.2} s", r.adapter.method, r.adapter.rank, injection.adapted.len(), started.elapsed().as_secs_f64());
+        println!(
+            "{} {} adapters on {} layers in {:.2} s",
+            r.adapter.method,
+            r.adapter.rank,
+            injection.adapted.len(),
+            started.elapsed().as_secs_f64()
+        );
         println!("{}", ParamReport::of(&model));
         let initial = InitialAdapters::of(&model);
-        save_adapter(&model, &r.adapter, &initial, &r.model.path.display().to_string(), &self.out)?;
+        save_adapter(
+            &model,
+            &r.adapter,
+            &initial,
+            &r.model.path.display().to_string(),
+            &self.out,
+        )?;
         println!("wrote {}", self.out.display());
         Ok(())
     }

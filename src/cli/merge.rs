@@ -25,7 +25,10 @@ pub fn run(args: MergeArgs) -> anyhow::Result<()> {
         anyhow::bail!("merge needs --adapter DIR");
     }
     if args.out.join("model.safetensors").exists() {
-        anyhow::bail!("{} already holds a model; choose another --out", args.out.display());
+        anyhow::bail!(
+            "{} already holds a model; choose another --out",
+            args.out.display()
+        );
     }
     let device = args.model.device;
     run_on(device, Job(args))
@@ -39,7 +42,10 @@ impl BackendJob for Job {
     fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<()> {
         let args = self.0;
         if !args.model.model.is_dir() {
-            anyhow::bail!("{}: merge writes an HF folder and needs an HF model folder as base", args.model.model.display());
+            anyhow::bail!(
+                "{}: merge writes an HF folder and needs an HF model folder as base",
+                args.model.model.display()
+            );
         }
         let model = args
             .model
@@ -53,16 +59,28 @@ impl BackendJob for Job {
             .map(|(name, t)| {
                 // Norms and biases were widened to 2-D for a uniform list; write their true shape.
                 let dims = t.dims();
-                let shape = if name.ends_with("norm.weight") || name.ends_with(".bias") { vec![dims[1]] } else { dims.to_vec() };
+                let shape = if name.ends_with("norm.weight") || name.ends_with(".bias") {
+                    vec![dims[1]]
+                } else {
+                    dims.to_vec()
+                };
                 OutTensor::F32(name, shape, tensor_to_vec(t))
             })
             .collect();
-        std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+        std::fs::create_dir_all(&args.out)
+            .with_context(|| format!("creating {}", args.out.display()))?;
         write_safetensors(&args.out.join("model.safetensors"), tensors, None)?;
-        for file in ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"] {
+        for file in [
+            "config.json",
+            "generation_config.json",
+            "tokenizer.json",
+            "tokenizer_config.json",
+            "special_tokens_map.json",
+        ] {
             let src = args.model.model.join(file);
             if src.is_file() {
-                std::fs::copy(&src, args.out.join(file)).with_context(|| format!("copying {}", src.display()))?;
+                std::fs::copy(&src, args.out.join(file))
+                    .with_context(|| format!("copying {}", src.display()))?;
             }
         }
         eprintln!("wrote merged model to {}", args.out.display());

@@ -50,6 +50,8 @@ mod tests {
             "Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\n1+1?\n\n### Response: Let's think step by step."
         );
         assert!(humaneval_prompt("def f():").starts_with("@@ Instruction\nHere is the given code to do completion:\n```python\ndef f():\n```\n\nPlease continue"));
-        assert!(humaneval_prompt("x").ends_with("'''python\n# Your codes here\n'''\n\n@@ Response\n"));
+        assert!(
+            humaneval_prompt("x").ends_with("'''python\n# Your codes here\n'''\n\n@@ Response\n")
+        );
     }
 }

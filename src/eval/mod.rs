@@ -6,11 +6,12 @@
 //! - [`task`]: the task names, their shipped data and default generation lengths.
 //! - [`gsm8k`], [`math`], [`humaneval`]: reading each benchmark and its scoring rule.
 //! - [`sandbox`]: running untrusted Python (what is enforced where is documented there).
-//! - [`glue`], [`metrics`], [`classify`]: GLUE TSVs and label conventions, the metrics, and
-//!   running a classifier over sentence pairs.
+//! - [`glue`], [`metrics`], [`classify`]: GLUE task metrics and label conventions (the TSVs
+//!   are read by [`crate::data::glue`]), the metrics, and running a classifier over pairs.
 //! - [`perplexity`]: mean token NLL of a file.
 //! - [`generation`], [`progress`]: batched greedy completion with a progress line.
-//! - [`completions`]: completions made elsewhere, scored without a model.
+//! - [`completions`]: completions made elsewhere, scored without a model; [`jsonl`]: the
+//!   (optionally gzipped) JSON-lines files they and the benchmarks come in.
 //! - [`results`]: `results.json` and the per-example records.
 //! - [`run`]: one evaluation from data to results.
 

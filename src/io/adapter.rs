@@ -9,6 +9,7 @@
 //!   `sorsa_A0`/`sorsa_S0`/`sorsa_B0`.
 //! - `lotr`: per group `lotr.<g>.L` `[out, r]`, `lotr.<g>.R` `[r, in]` (+ `L0`/`R0` for svd
 //!   init), per layer `<module>.lotr_G` `[r, r]` (+ `lotr_G0`) and its group in the config.
+//!
 //! The burn-peft `AdapterConfig` travels in the config's `burn_peft` field.
 
 use std::collections::BTreeMap;
@@ -21,8 +22,8 @@ use serde::{Deserialize, Serialize};
 use super::checkpoint::{Checkpoint, OutTensor, write_safetensors};
 use super::peft::{CONFIG_FILE, WEIGHTS_FILE};
 use crate::adapter::linear::{add_in_f32, param};
-use crate::adapter::low_rank::LowRank;
 use crate::adapter::lotr::{LotrCore, LotrFactors};
+use crate::adapter::low_rank::LowRank;
 use crate::adapter::sorsa::Sorsa;
 use crate::adapter::{AdaptedLinear, Adapter, AdapterConfig, Init, Method, SharedFactors};
 use crate::linalg::layout::{burn_to_hf, hf_to_burn};
@@ -113,23 +114,46 @@ pub fn save_adapter<B: Backend, M: PeftModel<B>>(
     let mut targets = Vec::new();
     let mut lotr_groups = BTreeMap::new();
     let with_initial = splits(config);
-    let initial_of = |name: &str| initial.layers.iter().find(|(n, _)| n == name).map(|(_, a)| a);
+    let initial_of = |name: &str| {
+        initial
+            .layers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| a)
+    };
     for (name, slot) in model.linears() {
-        let PeftLinear::Adapted(layer) = slot else { continue };
+        let PeftLinear::Adapted(layer) = slot else {
+            continue;
+        };
         targets.push(name.rsplit('.').next().unwrap_or(&name).to_string());
         let key = |factor: &str| format!("{PREFIX}{name}.{factor}");
         let mut push_adapter = |adapter: &Adapter<B>, suffix: &str| match adapter {
             Adapter::Lora(m) | Adapter::Pissa(m) | Adapter::LoraFa(m) => {
-                tensors.push(f32_tensor(key(&format!("lora_A{suffix}.weight")), burn_to_hf(m.a.val())));
-                tensors.push(f32_tensor(key(&format!("lora_B{suffix}.weight")), burn_to_hf(m.b.val())));
+                tensors.push(f32_tensor(
+                    key(&format!("lora_A{suffix}.weight")),
+                    burn_to_hf(m.a.val()),
+                ));
+                tensors.push(f32_tensor(
+                    key(&format!("lora_B{suffix}.weight")),
+                    burn_to_hf(m.b.val()),
+                ));
             }
             Adapter::Sorsa(m) => {
-                tensors.push(f32_tensor(key(&format!("sorsa_A{suffix}.weight")), burn_to_hf(m.a.val())));
+                tensors.push(f32_tensor(
+                    key(&format!("sorsa_A{suffix}.weight")),
+                    burn_to_hf(m.a.val()),
+                ));
                 tensors.push(f32_tensor(key(&format!("sorsa_S{suffix}")), m.s.val()));
-                tensors.push(f32_tensor(key(&format!("sorsa_B{suffix}.weight")), burn_to_hf(m.b.val())));
+                tensors.push(f32_tensor(
+                    key(&format!("sorsa_B{suffix}.weight")),
+                    burn_to_hf(m.b.val()),
+                ));
             }
             Adapter::Lotr(m) => {
-                tensors.push(f32_tensor(key(&format!("lotr_G{suffix}")), m.core.val().transpose()));
+                tensors.push(f32_tensor(
+                    key(&format!("lotr_G{suffix}")),
+                    m.core.val().transpose(),
+                ));
             }
         };
         push_adapter(&layer.adapter, "");
@@ -137,20 +161,37 @@ pub fn save_adapter<B: Backend, M: PeftModel<B>>(
             lotr_groups.insert(name.clone(), core.group);
         }
         if with_initial {
-            let first = initial_of(&name).ok_or_else(|| Error::invalid("adapter", &name, "no initial factors recorded"))?;
+            let first = initial_of(&name)
+                .ok_or_else(|| Error::invalid("adapter", &name, "no initial factors recorded"))?;
             push_adapter(first, "0");
         }
     }
     if targets.is_empty() {
-        return Err(Error::invalid("adapter", "none", "the model carries no adapter to save"));
+        return Err(Error::invalid(
+            "adapter",
+            "none",
+            "the model carries no adapter to save",
+        ));
     }
     for (g, group) in model.shared().lotr.iter().enumerate() {
-        tensors.push(f32_tensor(format!("{PREFIX}lotr.{g}.L"), group.l.val().transpose()));
-        tensors.push(f32_tensor(format!("{PREFIX}lotr.{g}.R"), group.r.val().transpose()));
+        tensors.push(f32_tensor(
+            format!("{PREFIX}lotr.{g}.L"),
+            group.l.val().transpose(),
+        ));
+        tensors.push(f32_tensor(
+            format!("{PREFIX}lotr.{g}.R"),
+            group.r.val().transpose(),
+        ));
         if with_initial {
             let first = &initial.shared.lotr[g];
-            tensors.push(f32_tensor(format!("{PREFIX}lotr.{g}.L0"), first.l.val().transpose()));
-            tensors.push(f32_tensor(format!("{PREFIX}lotr.{g}.R0"), first.r.val().transpose()));
+            tensors.push(f32_tensor(
+                format!("{PREFIX}lotr.{g}.L0"),
+                first.l.val().transpose(),
+            ));
+            tensors.push(f32_tensor(
+                format!("{PREFIX}lotr.{g}.R0"),
+                first.r.val().transpose(),
+            ));
         }
     }
     targets.sort();
@@ -167,7 +208,10 @@ pub fn save_adapter<B: Backend, M: PeftModel<B>>(
         burn_peft: config.clone(),
         lotr_groups,
     };
-    std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     write_safetensors(&dir.join(WEIGHTS_FILE), tensors, None)?;
     let json = serde_json::to_string_pretty(&saved).expect("config serialises");
     super::write_atomic(&dir.join(CONFIG_FILE), json.as_bytes())
@@ -176,8 +220,14 @@ pub fn save_adapter<B: Backend, M: PeftModel<B>>(
 /// Whether `dir` holds an adapter written by burn-peft (else: a plain PEFT LoRA adapter).
 pub fn is_burn_peft_adapter(dir: &Path) -> Result<bool> {
     let path = dir.join(CONFIG_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
-    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::BadFile { path, message: e.to_string() })?;
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::BadFile {
+        path,
+        message: e.to_string(),
+    })?;
     Ok(json.get("burn_peft").is_some())
 }
 
@@ -189,13 +239,19 @@ pub fn load_adapter<B: Backend, M: PeftModel<B>>(
     trainable: bool,
 ) -> Result<(M, SavedAdapterConfig, InitialAdapters<B>)> {
     let config_path = dir.join(CONFIG_FILE);
-    let text = std::fs::read_to_string(&config_path).map_err(|source| Error::Io { path: config_path.clone(), source })?;
+    let text = std::fs::read_to_string(&config_path).map_err(|source| Error::Io {
+        path: config_path.clone(),
+        source,
+    })?;
     let saved: SavedAdapterConfig = serde_json::from_str(&text).map_err(|e| Error::BadFile {
         path: config_path.clone(),
         message: e.to_string(),
     })?;
     let cfg = &saved.burn_peft;
-    cfg.validate().map_err(|e| Error::BadFile { path: config_path.clone(), message: e.to_string() })?;
+    cfg.validate().map_err(|e| Error::BadFile {
+        path: config_path.clone(),
+        message: e.to_string(),
+    })?;
     let weights = dir.join(WEIGHTS_FILE);
     let ckpt = Checkpoint::open_files(std::slice::from_ref(&weights))?;
     let (r, scale, split) = (cfg.rank, cfg.scale(), splits(cfg));
@@ -205,14 +261,32 @@ pub fn load_adapter<B: Backend, M: PeftModel<B>>(
     let mut shared = SharedFactors::<B>::default();
     let mut initial_shared = SharedFactors::<B>::default();
     if cfg.method == Method::Lotr {
-        let groups = saved.lotr_groups.values().copied().max().map_or(0, |g| g + 1);
-        let device = model.linears().first().map(|(_, s)| s.base().weight.device()).ok_or_else(|| Error::invalid("model", "", "no linear layers"))?;
+        let groups = saved
+            .lotr_groups
+            .values()
+            .copied()
+            .max()
+            .map_or(0, |g| g + 1);
+        let device = model
+            .linears()
+            .first()
+            .map(|(_, s)| s.base().weight.device())
+            .ok_or_else(|| Error::invalid("model", "", "no linear layers"))?;
         for g in 0..groups {
             let name = |f: &str| format!("{PREFIX}lotr.{g}.{f}");
             let read = |f: &str| -> Result<LotrFactors<B>> {
-                let l_shape = ckpt.shape(&name(&format!("L{f}"))).map(<[usize]>::to_vec).unwrap_or_default();
-                let r_shape = ckpt.shape(&name(&format!("R{f}"))).map(<[usize]>::to_vec).unwrap_or_default();
-                let (out_f, in_f) = (l_shape.first().copied().unwrap_or(0), r_shape.get(1).copied().unwrap_or(0));
+                let l_shape = ckpt
+                    .shape(&name(&format!("L{f}")))
+                    .map(<[usize]>::to_vec)
+                    .unwrap_or_default();
+                let r_shape = ckpt
+                    .shape(&name(&format!("R{f}")))
+                    .map(<[usize]>::to_vec)
+                    .unwrap_or_default();
+                let (out_f, in_f) = (
+                    l_shape.first().copied().unwrap_or(0),
+                    r_shape.get(1).copied().unwrap_or(0),
+                );
                 let l = ckpt.tensor::<B, 2>(&name(&format!("L{f}")), [out_f, r], &device)?;
                 let rr = ckpt.tensor::<B, 2>(&name(&format!("R{f}")), [r, in_f], &device)?;
                 Ok(LotrFactors {
@@ -231,12 +305,18 @@ pub fn load_adapter<B: Backend, M: PeftModel<B>>(
     let mut initial_layers = Vec::new();
     for (name, slot) in model.linears_mut() {
         let key = |f: &str| format!("{PREFIX}{name}.{f}");
-        let has_any = ["lora_A.weight", "sorsa_A.weight", "lotr_G"].iter().any(|f| ckpt.contains(&key(f)));
+        let has_any = ["lora_A.weight", "sorsa_A.weight", "lotr_G"]
+            .iter()
+            .any(|f| ckpt.contains(&key(f)));
         if !has_any {
             continue;
         }
         if let PeftLinear::Adapted(_) = slot {
-            return Err(Error::invalid("adapter", &name, "this layer already carries an adapter"));
+            return Err(Error::invalid(
+                "adapter",
+                &name,
+                "this layer already carries an adapter",
+            ));
         }
         let [in_f, out_f] = slot.dims();
         let device = slot.base().weight.device();
@@ -260,14 +340,26 @@ pub fn load_adapter<B: Backend, M: PeftModel<B>>(
                     }
                 }
                 Method::Sorsa => Adapter::Sorsa(Sorsa {
-                    a: param(hf_to_burn(read2(&format!("sorsa_A{suffix}.weight"), [r, in_f])?), train),
-                    s: param(ckpt.tensor::<B, 1>(&key(&format!("sorsa_S{suffix}")), [r], &device)?, train),
-                    b: param(hf_to_burn(read2(&format!("sorsa_B{suffix}.weight"), [out_f, r])?), train),
+                    a: param(
+                        hf_to_burn(read2(&format!("sorsa_A{suffix}.weight"), [r, in_f])?),
+                        train,
+                    ),
+                    s: param(
+                        ckpt.tensor::<B, 1>(&key(&format!("sorsa_S{suffix}")), [r], &device)?,
+                        train,
+                    ),
+                    b: param(
+                        hf_to_burn(read2(&format!("sorsa_B{suffix}.weight"), [out_f, r])?),
+                        train,
+                    ),
                     scale,
                     dropout: dropout.clone(),
                 }),
                 Method::Lotr => Adapter::Lotr(LotrCore {
-                    core: param(read2(&format!("lotr_G{suffix}"), [r, r])?.transpose(), train),
+                    core: param(
+                        read2(&format!("lotr_G{suffix}"), [r, r])?.transpose(),
+                        train,
+                    ),
                     group: *saved.lotr_groups.get(&name).ok_or_else(|| Error::BadFile {
                         path: config_path.clone(),
                         message: format!("`lotr_groups` has no entry for `{name}`"),
@@ -282,7 +374,10 @@ pub fn load_adapter<B: Backend, M: PeftModel<B>>(
             let first = build("0", false)?;
             let weight = base.weight.val();
             let dtype = weight.dtype();
-            base.weight = param(add_in_f32(weight, first.delta_weight(&initial_shared).neg(), dtype), false);
+            base.weight = param(
+                add_in_f32(weight, first.delta_weight(&initial_shared).neg(), dtype),
+                false,
+            );
             initial_layers.push((name.clone(), first));
         }
         *slot = PeftLinear::Adapted(AdaptedLinear { base, adapter });
@@ -295,10 +390,16 @@ pub fn load_adapter<B: Backend, M: PeftModel<B>>(
         });
     }
     // Every saved factor must have been used: leftovers mean a different model.
-    if let Some(unused) = ckpt.unused().into_iter().find(|n| !n.ends_with('0') && !n.ends_with("0.weight")) {
+    if let Some(unused) = ckpt
+        .unused()
+        .into_iter()
+        .find(|n| !n.ends_with('0') && !n.ends_with("0.weight"))
+    {
         return Err(Error::BadFile {
             path: weights,
-            message: format!("tensor `{unused}` matches no layer of this model: is the adapter for another base model?"),
+            message: format!(
+                "tensor `{unused}` matches no layer of this model: is the adapter for another base model?"
+            ),
         });
     }
     *model.shared_mut() = shared;

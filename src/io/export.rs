@@ -46,14 +46,22 @@ fn write_mat(name: String, m: &Mat<f32>) -> OutTensor {
 /// `[top; bottom]`.
 fn stack_rows(top: &Mat<f32>, bottom: &Mat<f32>) -> Mat<f32> {
     Mat::from_fn(top.nrows() + bottom.nrows(), top.ncols(), |i, j| {
-        if i < top.nrows() { top[(i, j)] } else { bottom[(i - top.nrows(), j)] }
+        if i < top.nrows() {
+            top[(i, j)]
+        } else {
+            bottom[(i - top.nrows(), j)]
+        }
     })
 }
 
 /// `[left, −right]`.
 fn stack_cols_negated(left: &Mat<f32>, right: &Mat<f32>) -> Mat<f32> {
     Mat::from_fn(left.nrows(), left.ncols() + right.ncols(), |i, j| {
-        if j < left.ncols() { left[(i, j)] } else { -right[(i, j - left.ncols())] }
+        if j < left.ncols() {
+            left[(i, j)]
+        } else {
+            -right[(i, j - left.ncols())]
+        }
     })
 }
 
@@ -65,7 +73,10 @@ fn scale_rows(s: &Mat<f32>, a: &Mat<f32>) -> Mat<f32> {
 /// Writes the PEFT LoRA equivalent of the adapter in `adapter_dir` to `out`.
 pub fn export_peft_lora(adapter_dir: &Path, out: &Path) -> Result<()> {
     let config_path = adapter_dir.join(CONFIG_FILE);
-    let text = std::fs::read_to_string(&config_path).map_err(|source| Error::Io { path: config_path.clone(), source })?;
+    let text = std::fs::read_to_string(&config_path).map_err(|source| Error::Io {
+        path: config_path.clone(),
+        source,
+    })?;
     let saved: SavedAdapterConfig = serde_json::from_str(&text).map_err(|e| Error::BadFile {
         path: config_path.clone(),
         message: format!("not a burn-peft adapter config: {e}"),
@@ -87,7 +98,11 @@ pub fn export_peft_lora(adapter_dir: &Path, out: &Path) -> Result<()> {
     let modules: Vec<String> = ckpt
         .names()
         .into_iter()
-        .filter_map(|n| n.strip_prefix(PREFIX).and_then(|n| n.strip_suffix(marker)).map(String::from))
+        .filter_map(|n| {
+            n.strip_prefix(PREFIX)
+                .and_then(|n| n.strip_suffix(marker))
+                .map(String::from)
+        })
         .collect();
     let mut tensors = Vec::with_capacity(2 * modules.len());
     for module in &modules {
@@ -105,17 +120,26 @@ pub fn export_peft_lora(adapter_dir: &Path, out: &Path) -> Result<()> {
                 }
             }
             Method::Sorsa => {
-                let sa = scale_rows(&read_mat(&ckpt, &name("sorsa_S"))?, &read_mat(&ckpt, &name("sorsa_A.weight"))?);
-                let sa0 = scale_rows(&read_mat(&ckpt, &name("sorsa_S0"))?, &read_mat(&ckpt, &name("sorsa_A0.weight"))?);
+                let sa = scale_rows(
+                    &read_mat(&ckpt, &name("sorsa_S"))?,
+                    &read_mat(&ckpt, &name("sorsa_A.weight"))?,
+                );
+                let sa0 = scale_rows(
+                    &read_mat(&ckpt, &name("sorsa_S0"))?,
+                    &read_mat(&ckpt, &name("sorsa_A0.weight"))?,
+                );
                 let b = read_mat(&ckpt, &name("sorsa_B.weight"))?;
                 let b0 = read_mat(&ckpt, &name("sorsa_B0.weight"))?;
                 (stack_rows(&sa, &sa0), stack_cols_negated(&b, &b0))
             }
             Method::Lotr => {
-                let group = saved.lotr_groups.get(module).ok_or_else(|| Error::BadFile {
-                    path: config_path.clone(),
-                    message: format!("`lotr_groups` has no entry for `{module}`"),
-                })?;
+                let group = saved
+                    .lotr_groups
+                    .get(module)
+                    .ok_or_else(|| Error::BadFile {
+                        path: config_path.clone(),
+                        message: format!("`lotr_groups` has no entry for `{module}`"),
+                    })?;
                 let shared = |f: &str| read_mat(&ckpt, &format!("{PREFIX}lotr.{group}.{f}"));
                 let a = read_mat(&ckpt, &name("lotr_G"))? * shared("R")?;
                 let b = shared("L")?;
@@ -137,7 +161,11 @@ pub fn export_peft_lora(adapter_dir: &Path, out: &Path) -> Result<()> {
         });
     }
     let (r, alpha) = if split {
-        let alpha = if cfg.rslora { saved.lora_alpha * 2f64.sqrt() } else { 2.0 * saved.lora_alpha };
+        let alpha = if cfg.rslora {
+            saved.lora_alpha * 2f64.sqrt()
+        } else {
+            2.0 * saved.lora_alpha
+        };
         (2 * saved.r, alpha)
     } else {
         (saved.r, saved.lora_alpha)
@@ -158,7 +186,10 @@ pub fn export_peft_lora(adapter_dir: &Path, out: &Path) -> Result<()> {
         "target_modules": saved.target_modules,
         "base_model_name_or_path": saved.base_model_name_or_path,
     });
-    std::fs::create_dir_all(out).map_err(|source| Error::Io { path: out.to_path_buf(), source })?;
+    std::fs::create_dir_all(out).map_err(|source| Error::Io {
+        path: out.to_path_buf(),
+        source,
+    })?;
     write_safetensors(&out.join(WEIGHTS_FILE), tensors, None)?;
     let json = serde_json::to_string_pretty(&config).expect("config serialises");
     super::write_atomic(&out.join(CONFIG_FILE), json.as_bytes())

@@ -52,8 +52,12 @@ impl<B: Backend> AnyModel<B> {
     pub fn with_adapter(self, dir: &Path) -> Result<Self> {
         let ours = adapter::is_burn_peft_adapter(dir)?;
         Ok(match self {
-            AnyModel::Decoder(m) if ours => AnyModel::Decoder(adapter::load_adapter(m, dir, false)?.0),
-            AnyModel::Encoder(m) if ours => AnyModel::Encoder(adapter::load_adapter(m, dir, false)?.0),
+            AnyModel::Decoder(m) if ours => {
+                AnyModel::Decoder(adapter::load_adapter(m, dir, false)?.0)
+            }
+            AnyModel::Encoder(m) if ours => {
+                AnyModel::Encoder(adapter::load_adapter(m, dir, false)?.0)
+            }
             AnyModel::Decoder(m) => AnyModel::Decoder(peft::load_peft_lora(m, dir)?),
             AnyModel::Encoder(m) => AnyModel::Encoder(peft::load_peft_lora(m, dir)?),
         })

@@ -478,16 +478,29 @@ impl<B: Backend> Decoder<B> {
     /// adapter is still attached: merge first.
     pub fn hf_tensors(&self) -> Result<Vec<(String, Tensor<B, 2>)>> {
         use crate::linalg::layout::burn_to_hf;
-        let mut out: Vec<(String, Tensor<B, 2>)> = vec![("model.embed_tokens.weight".into(), self.embed_tokens.weight.val())];
+        let mut out: Vec<(String, Tensor<B, 2>)> = vec![(
+            "model.embed_tokens.weight".into(),
+            self.embed_tokens.weight.val(),
+        )];
         let norm = |name: String, n: &RmsNorm<B>| (name, n.weight.val().unsqueeze::<2>());
         for (l, layer) in self.layers.iter().enumerate() {
-            out.push(norm(format!("model.layers.{l}.input_layernorm.weight"), &layer.input_layernorm));
-            out.push(norm(format!("model.layers.{l}.post_attention_layernorm.weight"), &layer.post_attention_layernorm));
+            out.push(norm(
+                format!("model.layers.{l}.input_layernorm.weight"),
+                &layer.input_layernorm,
+            ));
+            out.push(norm(
+                format!("model.layers.{l}.post_attention_layernorm.weight"),
+                &layer.post_attention_layernorm,
+            ));
         }
         out.push(norm("model.norm.weight".into(), &self.norm));
         for (name, slot) in self.linears() {
             let PeftLinear::Plain(linear) = slot else {
-                return Err(Error::invalid("model", name, "still carries an adapter; merge it first"));
+                return Err(Error::invalid(
+                    "model",
+                    name,
+                    "still carries an adapter; merge it first",
+                ));
             };
             out.push((format!("{name}.weight"), burn_to_hf(linear.weight.val())));
             if let Some(bias) = &linear.bias {

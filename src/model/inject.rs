@@ -67,7 +67,8 @@ pub fn inject_adapters<B: Backend, M: PeftModel<B>>(
     let adapted: Vec<String> = slots.iter().map(|(name, _)| name.clone()).collect();
     let total = slots.len();
     // A live progress line only for a person watching (SVD inits of large models take minutes).
-    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr()) && (total > 8 || config.method != Method::Lora);
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && (total > 8 || config.method != Method::Lora);
     if config.method == Method::Lotr {
         // One LoTR group per distinct weight shape, in order of first appearance.
         let mut shapes: Vec<[usize; 2]> = Vec::new();

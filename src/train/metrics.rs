@@ -47,13 +47,20 @@ pub struct MetricsLog {
 impl MetricsLog {
     /// Opens the log; on resume, drops records after `keep_until_step` (they are redone).
     pub fn open(path: &Path, keep_until_step: Option<usize>) -> Result<Self> {
-        let io = |source| Error::Io { path: path.to_path_buf(), source };
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         match keep_until_step {
             Some(step) if path.is_file() => {
                 let text = std::fs::read_to_string(path).map_err(io)?;
                 let kept: Vec<&str> = text
                     .lines()
-                    .filter(|l| serde_json::from_str::<StepMetrics>(l).map(|m| m.step <= step).unwrap_or(false))
+                    .filter(|l| {
+                        serde_json::from_str::<StepMetrics>(l)
+                            .map(|m| m.step <= step)
+                            .unwrap_or(false)
+                    })
                     .collect();
                 let mut body = kept.join("\n");
                 if !body.is_empty() {
@@ -63,19 +70,30 @@ impl MetricsLog {
             }
             _ => crate::io::write_atomic(path, b"")?,
         }
-        Ok(Self { path: path.to_path_buf() })
+        Ok(Self {
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn append(&self, metrics: &StepMetrics) -> Result<()> {
-        let io = |source| Error::Io { path: self.path.clone(), source };
-        let mut file = std::fs::OpenOptions::new().append(true).open(&self.path).map_err(io)?;
+        let io = |source| Error::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .map_err(io)?;
         let line = serde_json::to_string(metrics).expect("metrics serialise");
         writeln!(file, "{line}").map_err(io)
     }
 
     /// Reads every record of a metrics file.
     pub fn read(path: &Path) -> Result<Vec<StepMetrics>> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         text.lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())

@@ -2,6 +2,7 @@
 //! step that applies the SORSA regularizer in its configured mode.
 
 pub mod clip;
+pub mod dashboard;
 pub mod metrics;
 pub mod recipe;
 pub mod schedule;

@@ -159,11 +159,12 @@ impl Recipe {
         };
         let mut table: toml::Table = toml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
         for item in overrides {
-            let (key, raw) = item
-                .split_once('=')
-                .ok_or_else(|| Error::invalid("--set", item, "expected key=value, e.g. optim.lr=1e-4"))?;
+            let (key, raw) = item.split_once('=').ok_or_else(|| {
+                Error::invalid("--set", item, "expected key=value, e.g. optim.lr=1e-4")
+            })?;
             let value = parse_value(raw.trim());
-            set_path(&mut table, key.trim(), value).map_err(|reason| Error::invalid("--set", item, reason))?;
+            set_path(&mut table, key.trim(), value)
+                .map_err(|reason| Error::invalid("--set", item, reason))?;
         }
         let recipe: Recipe = toml::Value::Table(table)
             .try_into()
@@ -195,23 +196,87 @@ impl Recipe {
         self.adapter.validate()?;
         let o = &self.optim;
         let check = |ok: bool, field: &str, value: String, reason: &str| {
-            if ok { Ok(()) } else { Err(Error::invalid(field, value, reason)) }
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::invalid(field, value, reason))
+            }
         };
-        check(o.lr.is_finite() && o.lr > 0.0, "optim.lr", o.lr.to_string(), "must be positive")?;
-        check(o.batch_size > 0, "optim.batch_size", o.batch_size.to_string(), "must be at least 1")?;
-        check(o.grad_accumulation > 0, "optim.grad_accumulation", o.grad_accumulation.to_string(), "must be at least 1")?;
-        check((0.0..1.0).contains(&o.warmup_ratio), "optim.warmup_ratio", o.warmup_ratio.to_string(), "must be in [0, 1)")?;
-        check(o.epochs > 0 || o.max_steps > 0, "optim.epochs", o.epochs.to_string(), "set epochs or max_steps")?;
-        check(o.max_grad_norm >= 0.0, "optim.max_grad_norm", o.max_grad_norm.to_string(), "must be >= 0")?;
-        check(o.weight_decay >= 0.0, "optim.weight_decay", o.weight_decay.to_string(), "must be >= 0")?;
+        check(
+            o.lr.is_finite() && o.lr > 0.0,
+            "optim.lr",
+            o.lr.to_string(),
+            "must be positive",
+        )?;
+        check(
+            o.batch_size > 0,
+            "optim.batch_size",
+            o.batch_size.to_string(),
+            "must be at least 1",
+        )?;
+        check(
+            o.grad_accumulation > 0,
+            "optim.grad_accumulation",
+            o.grad_accumulation.to_string(),
+            "must be at least 1",
+        )?;
+        check(
+            (0.0..1.0).contains(&o.warmup_ratio),
+            "optim.warmup_ratio",
+            o.warmup_ratio.to_string(),
+            "must be in [0, 1)",
+        )?;
+        check(
+            o.epochs > 0 || o.max_steps > 0,
+            "optim.epochs",
+            o.epochs.to_string(),
+            "set epochs or max_steps",
+        )?;
+        check(
+            o.max_grad_norm >= 0.0,
+            "optim.max_grad_norm",
+            o.max_grad_norm.to_string(),
+            "must be >= 0",
+        )?;
+        check(
+            o.weight_decay >= 0.0,
+            "optim.weight_decay",
+            o.weight_decay.to_string(),
+            "must be >= 0",
+        )?;
         for (i, b) in o.betas.iter().enumerate() {
-            check((0.0..1.0).contains(b), &format!("optim.betas[{i}]"), b.to_string(), "must be in [0, 1)")?;
+            check(
+                (0.0..1.0).contains(b),
+                &format!("optim.betas[{i}]"),
+                b.to_string(),
+                "must be in [0, 1)",
+            )?;
         }
-        check(o.eps > 0.0, "optim.eps", o.eps.to_string(), "must be positive")?;
+        check(
+            o.eps > 0.0,
+            "optim.eps",
+            o.eps.to_string(),
+            "must be positive",
+        )?;
         let d = &self.data;
-        check(d.max_prompt_length > 0, "data.max_prompt_length", d.max_prompt_length.to_string(), "must be at least 1")?;
-        check(d.max_response_length > 0, "data.max_response_length", d.max_response_length.to_string(), "must be at least 1")?;
-        check(self.run.log_every > 0, "run.log_every", self.run.log_every.to_string(), "must be at least 1")?;
+        check(
+            d.max_prompt_length > 0,
+            "data.max_prompt_length",
+            d.max_prompt_length.to_string(),
+            "must be at least 1",
+        )?;
+        check(
+            d.max_response_length > 0,
+            "data.max_response_length",
+            d.max_response_length.to_string(),
+            "must be at least 1",
+        )?;
+        check(
+            self.run.log_every > 0,
+            "run.log_every",
+            self.run.log_every.to_string(),
+            "must be at least 1",
+        )?;
         self.run.device.parse::<crate::backend::DeviceKind>()?;
         Ok(())
     }
@@ -226,7 +291,11 @@ fn parse_value(raw: &str) -> toml::Value {
     }
 }
 
-fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) -> std::result::Result<(), String> {
+fn set_path(
+    table: &mut toml::Table,
+    key: &str,
+    value: toml::Value,
+) -> std::result::Result<(), String> {
     let mut parts = key.split('.').peekable();
     let mut current = table;
     while let Some(part) = parts.next() {
@@ -252,12 +321,27 @@ mod tests {
 
     #[test]
     fn default_recipe_parses_and_overrides_apply() {
-        let r = Recipe::load(None, &["optim.lr=0.5".into(), "adapter.method=lora".into(), "adapter.gamma=0".into()]).unwrap();
+        let r = Recipe::load(
+            None,
+            &[
+                "optim.lr=0.5".into(),
+                "adapter.method=lora".into(),
+                "adapter.gamma=0".into(),
+            ],
+        )
+        .unwrap();
         assert_eq!(r.optim.lr, 0.5);
         assert_eq!(r.adapter.method, crate::adapter::Method::Lora);
-        let err = Recipe::load(None, &["optim.lrr=1".into()]).unwrap_err().to_string();
-        assert!(err.contains("lrr") && err.contains("unknown field"), "{err}");
-        let err = Recipe::load(None, &["optim.batch_size=0".into()]).unwrap_err().to_string();
+        let err = Recipe::load(None, &["optim.lrr=1".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("lrr") && err.contains("unknown field"),
+            "{err}"
+        );
+        let err = Recipe::load(None, &["optim.batch_size=0".into()])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("optim.batch_size"), "{err}");
     }
 }

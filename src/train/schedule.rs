@@ -38,7 +38,9 @@ impl Schedule {
             ScheduleKind::Constant => base,
             ScheduleKind::Linear => base * (1.0 - progress).max(0.0),
             ScheduleKind::Cosine => base * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()),
-            ScheduleKind::Polynomial => (base - self.end_lr) * (1.0 - progress).powf(self.power) + self.end_lr,
+            ScheduleKind::Polynomial => {
+                (base - self.end_lr) * (1.0 - progress).powf(self.power) + self.end_lr
+            }
         }
     }
 }
@@ -68,7 +70,10 @@ mod tests {
         assert!(cosine.lr(110).abs() < 1e-12);
         assert!((schedule(ScheduleKind::Linear).lr(60) - 0.5).abs() < 1e-12);
         assert_eq!(schedule(ScheduleKind::Constant).lr(100), 1.0);
-        let poly = Schedule { power: 2.0, ..schedule(ScheduleKind::Polynomial) };
+        let poly = Schedule {
+            power: 2.0,
+            ..schedule(ScheduleKind::Polynomial)
+        };
         assert!((poly.lr(60) - 0.25).abs() < 1e-12);
     }
 }

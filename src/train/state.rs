@@ -14,7 +14,11 @@ use crate::{Error, Result};
 
 /// Writes every trainable tensor of `model` to a safetensors file (metadata: path → param id).
 pub fn save_trainable<B: AutodiffBackend, M: Module<B>>(model: &M, path: &Path) -> Result<usize> {
-    let mut collect = Collect { path: Vec::new(), tensors: Vec::new(), ids: HashMap::new() };
+    let mut collect = Collect {
+        path: Vec::new(),
+        tensors: Vec::new(),
+        ids: HashMap::new(),
+    };
     model.visit(&mut collect);
     let count = collect.tensors.len();
     write_safetensors(path, collect.tensors, Some(collect.ids))?;
@@ -26,7 +30,13 @@ pub fn save_trainable<B: AutodiffBackend, M: Module<B>>(model: &M, path: &Path) 
 pub fn load_trainable<B: AutodiffBackend, M: Module<B>>(model: M, path: &Path) -> Result<M> {
     let ckpt = Checkpoint::open_files(&[path.to_path_buf()])?;
     let ids = read_ids(path)?;
-    let mut restore = Restore::<B> { path: Vec::new(), ckpt: &ckpt, ids: &ids, error: None, _b: std::marker::PhantomData };
+    let mut restore = Restore::<B> {
+        path: Vec::new(),
+        ckpt: &ckpt,
+        ids: &ids,
+        error: None,
+        _b: std::marker::PhantomData,
+    };
     let model = model.map(&mut restore);
     if let Some(e) = restore.error {
         return Err(e);
@@ -34,18 +44,24 @@ pub fn load_trainable<B: AutodiffBackend, M: Module<B>>(model: M, path: &Path) -
     if let Some(name) = ckpt.unused().first() {
         return Err(Error::BadFile {
             path: path.to_path_buf(),
-            message: format!("tensor `{name}` matches no trainable parameter: checkpoint of another model or config?"),
+            message: format!(
+                "tensor `{name}` matches no trainable parameter: checkpoint of another model or config?"
+            ),
         });
     }
     Ok(model)
 }
 
 fn read_ids(path: &Path) -> Result<HashMap<String, String>> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-    let (_, metadata) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| Error::BadFile {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
-        message: format!("{e:?}"),
+        source,
     })?;
+    let (_, metadata) =
+        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| Error::BadFile {
+            path: path.to_path_buf(),
+            message: format!("{e:?}"),
+        })?;
     Ok(metadata.metadata().clone().unwrap_or_default())
 }
 
@@ -69,7 +85,11 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for Collect {
         }
         let name = self.path.join(".");
         self.ids.insert(name.clone(), param.id.val().to_string());
-        self.tensors.push(OutTensor::F32(name, tensor.dims().to_vec(), tensor_to_vec(tensor.inner())));
+        self.tensors.push(OutTensor::F32(
+            name,
+            tensor.dims().to_vec(),
+            tensor_to_vec(tensor.inner()),
+        ));
     }
 }
 
@@ -98,7 +118,11 @@ impl<B: AutodiffBackend> ModuleMapper<B> for Restore<'_, B> {
         let loaded = match self.ckpt.read_f32(&name) {
             Ok((values, found)) if found == shape => values,
             Ok((_, found)) => {
-                self.error = Some(Error::Shape { what: format!("checkpoint tensor `{name}`"), expected: shape.to_vec(), found });
+                self.error = Some(Error::Shape {
+                    what: format!("checkpoint tensor `{name}`"),
+                    expected: shape.to_vec(),
+                    found,
+                });
                 return param;
             }
             Err(e) => {
@@ -106,8 +130,14 @@ impl<B: AutodiffBackend> ModuleMapper<B> for Restore<'_, B> {
                 return param;
             }
         };
-        let id = self.ids.get(&name).and_then(|s| s.parse::<u64>().ok()).map(ParamId::from).unwrap_or(param.id);
-        let tensor = Tensor::<B, D>::from_data(TensorData::new(loaded, shape), &device).require_grad();
+        let id = self
+            .ids
+            .get(&name)
+            .and_then(|s| s.parse::<u64>().ok())
+            .map(ParamId::from)
+            .unwrap_or(param.id);
+        let tensor =
+            Tensor::<B, D>::from_data(TensorData::new(loaded, shape), &device).require_grad();
         Param::initialized(id, tensor)
     }
 }

@@ -17,13 +17,17 @@ use burn::tensor::ElementConversion;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::{Deserialize, Serialize};
 
+use super::dashboard::Dashboard;
 use super::metrics::{MetricsLog, StepMetrics};
 use super::recipe::Recipe;
 use super::schedule::Schedule;
 use super::state::{load_trainable, save_trainable};
 use super::step::PeftStep;
 use crate::adapter::ParamReport;
-use crate::data::{HeldOut, InstructionTokenizer, LmBatch, LmBatcher, TokenizedExample, TruncationLimits, load_instructions, permutation, split_held_out};
+use crate::data::{
+    HeldOut, InstructionTokenizer, LmBatch, LmBatcher, TokenizedExample, TruncationLimits,
+    load_instructions, permutation, split_held_out,
+};
 use crate::io::adapter::{InitialAdapters, load_adapter, save_adapter};
 use crate::model::any::load_model;
 use crate::model::decoder::Decoder;
@@ -74,14 +78,22 @@ pub fn tokenizer_for(model: &Path, explicit: Option<&Path>) -> Result<TextTokeni
         None if model.is_dir() => model.to_path_buf(),
         None => {
             let dir = model.parent().unwrap_or(Path::new("."));
-            if dir.join("tokenizer.json").is_file() { dir.to_path_buf() } else { dir.join("hf") }
+            if dir.join("tokenizer.json").is_file() {
+                dir.to_path_buf()
+            } else {
+                dir.join("hf")
+            }
         }
     };
     TextTokenizer::load(&path)
 }
 
 /// Runs the recipe on `device`.
-pub fn train<B: AutodiffBackend>(recipe: &Recipe, device: &B::Device, options: &TrainOptions) -> Result<TrainSummary> {
+pub fn train<B: AutodiffBackend>(
+    recipe: &Recipe,
+    device: &B::Device,
+    options: &TrainOptions,
+) -> Result<TrainSummary> {
     train_model::<B>(recipe, device, options).map(|(summary, _)| summary)
 }
 
@@ -104,15 +116,29 @@ pub fn train_model<B: AutodiffBackend>(
             "already holds a run; pass --resume to continue it or choose another output_dir",
         ));
     }
-    std::fs::create_dir_all(&out).map_err(|source| Error::Io { path: out.clone(), source })?;
+    std::fs::create_dir_all(&out).map_err(|source| Error::Io {
+        path: out.clone(),
+        source,
+    })?;
     B::seed(device, recipe.run.seed);
 
     // Model and tokenizer.
     let (model, report) = load_model::<B>(&recipe.model.path, device)?;
     report.warn();
-    let model = model.decoder().ok_or_else(|| Error::invalid("model.path", recipe.model.path.display(), "training needs a causal LM (decoder)"))?;
+    let model = model.decoder().ok_or_else(|| {
+        Error::invalid(
+            "model.path",
+            recipe.model.path.display(),
+            "training needs a causal LM (decoder)",
+        )
+    })?;
     let tokenizer = tokenizer_for(&recipe.model.path, recipe.model.tokenizer.as_deref())?;
-    let pad = model.config.pad_token_id.or(tokenizer.pad_token_id).or(tokenizer.eos_token_id).unwrap_or(0);
+    let pad = model
+        .config
+        .pad_token_id
+        .or(tokenizer.pad_token_id)
+        .or(tokenizer.eos_token_id)
+        .unwrap_or(0);
 
     // Data.
     let d = &recipe.data;
@@ -122,7 +148,10 @@ pub fn train_model<B: AutodiffBackend>(
         None => split_held_out(rows, HeldOut::Count(d.eval_rows), recipe.run.seed)?,
     };
     if d.limit > 0 && d.limit < train_rows.len() {
-        let keep: Vec<usize> = permutation(train_rows.len(), recipe.run.seed ^ 0x5EED).into_iter().take(d.limit).collect();
+        let keep: Vec<usize> = permutation(train_rows.len(), recipe.run.seed ^ 0x5EED)
+            .into_iter()
+            .take(d.limit)
+            .collect();
         let mut sorted = keep;
         sorted.sort_unstable();
         train_rows = sorted.into_iter().map(|i| train_rows[i].clone()).collect();
@@ -134,23 +163,43 @@ pub fn train_model<B: AutodiffBackend>(
     let encoder = InstructionTokenizer::new(&tokenizer, limits)?;
     let train_set = encoder.tokenize_all(&train_rows)?;
     let eval_set = encoder.tokenize_all(&eval_rows)?;
-    say(format!("data: {} training rows, {} held out ({})", train_set.len(), eval_set.len(), d.train.display()));
+    say(format!(
+        "data: {} training rows, {} held out ({})",
+        train_set.len(),
+        eval_set.len(),
+        d.train.display()
+    ));
 
     // Adapters.
     let started = Instant::now();
     let (model, initial, adapted) = match &recipe.model.init_adapter {
         Some(dir) => {
             let (model, saved, loaded_initial) = load_adapter(model, dir, true)?;
-            if saved.burn_peft.method != recipe.adapter.method || saved.burn_peft.rank != recipe.adapter.rank {
+            if saved.burn_peft.method != recipe.adapter.method
+                || saved.burn_peft.rank != recipe.adapter.rank
+            {
                 return Err(Error::invalid(
                     "model.init_adapter",
                     dir.display(),
-                    format!("holds a {} rank-{} adapter, the recipe asks for {} rank {}", saved.burn_peft.method, saved.burn_peft.rank, recipe.adapter.method, recipe.adapter.rank),
+                    format!(
+                        "holds a {} rank-{} adapter, the recipe asks for {} rank {}",
+                        saved.burn_peft.method,
+                        saved.burn_peft.rank,
+                        recipe.adapter.method,
+                        recipe.adapter.rank
+                    ),
                 ));
             }
-            let count = crate::model::PeftModel::linears(&model).iter().filter(|(_, s)| matches!(s, crate::model::PeftLinear::Adapted(_))).count();
+            let count = crate::model::PeftModel::linears(&model)
+                .iter()
+                .filter(|(_, s)| matches!(s, crate::model::PeftLinear::Adapted(_)))
+                .count();
             // Unsplit methods need no initial factors; for the others the file provides them.
-            let initial = if loaded_initial.layers.is_empty() { InitialAdapters::of(&model) } else { loaded_initial };
+            let initial = if loaded_initial.layers.is_empty() {
+                InitialAdapters::of(&model)
+            } else {
+                loaded_initial
+            };
             (model, initial, count)
         }
         None => {
@@ -159,7 +208,14 @@ pub fn train_model<B: AutodiffBackend>(
             (model, initial, injection.adapted.len())
         }
     };
-    let model = crate::model::inject::unfreeze_modules(model, if recipe.model.init_adapter.is_some() { &recipe.adapter.modules_to_save } else { &[] })?;
+    let model = crate::model::inject::unfreeze_modules(
+        model,
+        if recipe.model.init_adapter.is_some() {
+            &recipe.adapter.modules_to_save
+        } else {
+            &[]
+        },
+    )?;
     let accounting = ParamReport::of(&model);
     say(format!(
         "adapter: {} rank {} on {adapted} layers (init {:.2} s); {accounting}",
@@ -173,7 +229,11 @@ pub fn train_model<B: AutodiffBackend>(
     let per_step = o.batch_size * o.grad_accumulation;
     let batches_per_epoch = train_set.len().div_ceil(o.batch_size);
     let steps_per_epoch = train_set.len().div_ceil(per_step);
-    let total_steps = if o.max_steps > 0 { o.max_steps } else { o.epochs * steps_per_epoch };
+    let total_steps = if o.max_steps > 0 {
+        o.max_steps
+    } else {
+        o.epochs * steps_per_epoch
+    };
     let schedule = Schedule {
         kind: o.schedule,
         base_lr: o.lr,
@@ -196,16 +256,25 @@ pub fn train_model<B: AutodiffBackend>(
         && let Some((dir, step)) = latest_checkpoint(&out)?
     {
         model = load_trainable(model, &dir.join("trainable.safetensors"))?;
-        let bytes = std::fs::read(dir.join("optimizer.bin")).map_err(|source| Error::Io { path: dir.join("optimizer.bin"), source })?;
+        let bytes = std::fs::read(dir.join("optimizer.bin")).map_err(|source| Error::Io {
+            path: dir.join("optimizer.bin"),
+            source,
+        })?;
         let record = BinBytesRecorder::<FullPrecisionSettings>::default()
             .load(bytes, device)
-            .map_err(|e| Error::BadFile { path: dir.join("optimizer.bin"), message: format!("{e}") })?;
+            .map_err(|e| Error::BadFile {
+                path: dir.join("optimizer.bin"),
+                message: format!("{e}"),
+            })?;
         optimizer = optimizer.load_record(record);
         start_step = step;
         say(format!("resumed from {} (step {step})", dir.display()));
     }
     crate::io::write_atomic(&out.join("config.toml"), recipe.to_toml().as_bytes())?;
-    let log = MetricsLog::open(&out.join("metrics.jsonl"), options.resume.then_some(start_step))?;
+    let log = MetricsLog::open(
+        &out.join("metrics.jsonl"),
+        options.resume.then_some(start_step),
+    )?;
 
     let batcher = LmBatcher { pad_token_id: pad };
     let batch_at = |micro: usize| -> (usize, LmBatch<B>) {
@@ -213,14 +282,21 @@ pub fn train_model<B: AutodiffBackend>(
         let pos = micro % batches_per_epoch;
         let order = permutation(train_set.len(), recipe.run.seed.wrapping_add(epoch as u64));
         let end = ((pos + 1) * o.batch_size).min(order.len());
-        let items: Vec<TokenizedExample> = order[pos * o.batch_size..end].iter().map(|&i| train_set[i].clone()).collect();
+        let items: Vec<TokenizedExample> = order[pos * o.batch_size..end]
+            .iter()
+            .map(|&i| train_set[i].clone())
+            .collect();
         (epoch, batcher.batch(items, device))
     };
 
     let run_started = Instant::now();
     let (mut first_loss, mut last_loss) = (None, None);
     let mut tokens_total = 0usize;
-    let stop = options.stop_after.map_or(total_steps, |s| s.min(total_steps));
+    let mut stop = options
+        .stop_after
+        .map_or(total_steps, |s| s.min(total_steps));
+    let epochs = total_steps.div_ceil(steps_per_epoch.max(1));
+    let mut dashboard = Dashboard::new(options.quiet, recipe.run.log_every);
     for step in start_step..stop {
         let step_started = Instant::now();
         let mut accumulator = GradientsAccumulator::new();
@@ -256,14 +332,18 @@ pub fn train_model<B: AutodiffBackend>(
             eval_loss: None,
         };
         log.append(&metrics)?;
-        if done % recipe.run.log_every == 0 || done == 1 {
-            say(metrics.line(total_steps));
-        }
+        dashboard.step(&metrics, total_steps, epochs);
         let every = recipe.run.checkpoint_every;
-        if (every > 0 && done % every == 0) || done == total_steps {
+        let interrupted = dashboard.interrupted();
+        if (every > 0 && done % every == 0) || done == total_steps || interrupted {
             write_checkpoint(&out, done, &model, &optimizer)?;
         }
+        if interrupted {
+            stop = done;
+            break;
+        }
     }
+    dashboard.finish();
     let steps_done = stop;
     let seconds = run_started.elapsed().as_secs_f64();
     let mut summary = TrainSummary {
@@ -280,17 +360,28 @@ pub fn train_model<B: AutodiffBackend>(
         output_dir: out.clone(),
     };
     if steps_done < total_steps {
-        say(format!("stopped after step {steps_done} of {total_steps}; continue with --resume"));
+        say(format!(
+            "stopped after step {steps_done} of {total_steps}; continue with --resume"
+        ));
         return Ok((summary, model.valid()));
     }
 
     // Outputs: adapter, held-out loss, sample.
     let adapter_dir = out.join("adapter");
-    save_adapter(&model, &recipe.adapter, &initial, &recipe.model.path.display().to_string(), &adapter_dir)?;
+    save_adapter(
+        &model,
+        &recipe.adapter,
+        &initial,
+        &recipe.model.path.display().to_string(),
+        &adapter_dir,
+    )?;
     let inference = model.valid();
     summary.eval_loss = held_out_loss(&inference, &eval_set, pad, o.batch_size, device);
     if let Some(eval) = summary.eval_loss {
-        say(format!("held-out loss {eval:.4} over {} rows", eval_set.len()));
+        say(format!(
+            "held-out loss {eval:.4} over {} rows",
+            eval_set.len()
+        ));
     }
     if let Some(prompt) = &recipe.run.sample_prompt {
         let ids = tokenizer.encode(&crate::data::prompt::math_train_prompt(prompt), true)?;
@@ -302,18 +393,30 @@ pub fn train_model<B: AutodiffBackend>(
         };
         let new = generate(&inference, &[ids], &options)?;
         let text = tokenizer.decode(&new[0])?;
-        crate::io::write_atomic(&out.join("sample.txt"), format!("{prompt}\n---\n{text}\n").as_bytes())?;
+        crate::io::write_atomic(
+            &out.join("sample.txt"),
+            format!("{prompt}\n---\n{text}\n").as_bytes(),
+        )?;
         say(format!("sample: {text}"));
         summary.sample = Some(text);
     }
     let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
     crate::io::write_atomic(&out.join("summary.json"), json.as_bytes())?;
-    say(format!("wrote {} (adapter/, metrics.jsonl, config.toml, sample.txt, summary.json)", out.display()));
+    say(format!(
+        "wrote {} (adapter/, metrics.jsonl, config.toml, sample.txt, summary.json)",
+        out.display()
+    ));
     Ok((summary, inference))
 }
 
 /// Token-weighted mean loss over `examples` (no gradients).
-pub fn held_out_loss<B: Backend>(model: &Decoder<B>, examples: &[TokenizedExample], pad: u32, batch_size: usize, device: &B::Device) -> Option<f64> {
+pub fn held_out_loss<B: Backend>(
+    model: &Decoder<B>,
+    examples: &[TokenizedExample],
+    pad: u32,
+    batch_size: usize,
+    device: &B::Device,
+) -> Option<f64> {
     let batcher = LmBatcher { pad_token_id: pad };
     let (mut sum, mut count) = (0.0, 0usize);
     for chunk in examples.chunks(batch_size.max(1)) {
@@ -329,7 +432,12 @@ pub fn held_out_loss<B: Backend>(model: &Decoder<B>, examples: &[TokenizedExampl
     (count > 0).then(|| sum / count as f64)
 }
 
-fn write_checkpoint<B: AutodiffBackend, M: AutodiffModule<B>, O: Optimizer<M, B>>(out: &Path, step: usize, model: &M, optimizer: &O) -> Result<()> {
+fn write_checkpoint<B: AutodiffBackend, M: AutodiffModule<B>, O: Optimizer<M, B>>(
+    out: &Path,
+    step: usize,
+    model: &M,
+    optimizer: &O,
+) -> Result<()> {
     let root = out.join(CHECKPOINTS);
     let final_dir = root.join(format!("step-{step:06}"));
     let tmp = root.join(format!(".step-{step:06}.tmp"));
@@ -342,7 +450,10 @@ fn write_checkpoint<B: AutodiffBackend, M: AutodiffModule<B>, O: Optimizer<M, B>
     save_trainable(model, &tmp.join("trainable.safetensors"))?;
     let bytes = BinBytesRecorder::<FullPrecisionSettings>::default()
         .record(optimizer.to_record(), ())
-        .map_err(|e| Error::BadFile { path: tmp.join("optimizer.bin"), message: format!("{e}") })?;
+        .map_err(|e| Error::BadFile {
+            path: tmp.join("optimizer.bin"),
+            message: format!("{e}"),
+        })?;
     crate::io::write_atomic(&tmp.join("optimizer.bin"), &bytes)?;
     let state = serde_json::to_string(&CheckpointState { step }).expect("state serialises");
     crate::io::write_atomic(&tmp.join("state.json"), state.as_bytes())?;
@@ -358,14 +469,28 @@ pub fn latest_checkpoint(out: &Path) -> Result<Option<(PathBuf, usize)>> {
         return Ok(None);
     }
     let mut best: Option<(PathBuf, usize)> = None;
-    for entry in std::fs::read_dir(&root).map_err(|source| Error::Io { path: root.clone(), source })? {
-        let path = entry.map_err(|source| Error::Io { path: root.clone(), source })?.path();
+    for entry in std::fs::read_dir(&root).map_err(|source| Error::Io {
+        path: root.clone(),
+        source,
+    })? {
+        let path = entry
+            .map_err(|source| Error::Io {
+                path: root.clone(),
+                source,
+            })?
+            .path();
         let state = path.join("state.json");
         if !state.is_file() {
             continue;
         }
-        let text = std::fs::read_to_string(&state).map_err(|source| Error::Io { path: state.clone(), source })?;
-        let parsed: CheckpointState = serde_json::from_str(&text).map_err(|e| Error::BadFile { path: state.clone(), message: e.to_string() })?;
+        let text = std::fs::read_to_string(&state).map_err(|source| Error::Io {
+            path: state.clone(),
+            source,
+        })?;
+        let parsed: CheckpointState = serde_json::from_str(&text).map_err(|e| Error::BadFile {
+            path: state.clone(),
+            message: e.to_string(),
+        })?;
         if best.as_ref().is_none_or(|(_, s)| parsed.step > *s) {
             best = Some((path, parsed.step));
         }

@@ -26,8 +26,14 @@ pub fn temp(tag: &str) -> PathBuf {
 pub fn quick_recipe(tag: &str, extra: &[&str]) -> Recipe {
     let root = root();
     let mut sets: Vec<String> = vec![
-        format!("model.path=\"{}\"", root.join("models/stories260K/hf").display()),
-        format!("data.train=\"{}\"", root.join("datasets/gsm8k/train.jsonl").display()),
+        format!(
+            "model.path=\"{}\"",
+            root.join("models/stories260K/hf").display()
+        ),
+        format!(
+            "data.train=\"{}\"",
+            root.join("datasets/gsm8k/train.jsonl").display()
+        ),
         format!("run.output_dir=\"{}\"", temp(tag).display()),
         "data.limit=48".into(),
         "data.eval_rows=8".into(),
@@ -46,8 +52,13 @@ pub fn quick_recipe(tag: &str, extra: &[&str]) -> Recipe {
 
 /// Fixed token ids for comparing logits.
 pub fn probe() -> (Tensor<B, 2, Int>, Tensor<B, 2, Int>) {
-    let ckpt = Checkpoint::open_files(&[root().join("tests/fixtures/tiny-llama/reference.safetensors")]).unwrap();
-    (ckpt.int_tensor("input_ids", &device()).unwrap(), ckpt.int_tensor("attention_mask", &device()).unwrap())
+    let ckpt =
+        Checkpoint::open_files(&[root().join("tests/fixtures/tiny-llama/reference.safetensors")])
+            .unwrap();
+    (
+        ckpt.int_tensor("input_ids", &device()).unwrap(),
+        ckpt.int_tensor("attention_mask", &device()).unwrap(),
+    )
 }
 
 pub fn max_abs_diff<const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> f64 {

@@ -15,13 +15,37 @@ fn every_method_trains_saves_reloads_and_merges() {
         ("lora", &["adapter.method=\"lora\"", "adapter.gamma=0"]),
         ("pissa", &["adapter.method=\"pissa\"", "adapter.gamma=0"]),
         ("sorsa", &[]),
-        ("lora_fa-kaiming", &["adapter.method=\"lora_fa\"", "adapter.init=\"kaiming\"", "adapter.gamma=0"]),
-        ("lora_fa-svd", &["adapter.method=\"lora_fa\"", "adapter.init=\"svd\"", "adapter.gamma=0"]),
-        ("lotr", &["adapter.method=\"lotr\"", "adapter.init=\"svd\"", "adapter.gamma=0"]),
+        (
+            "lora_fa-kaiming",
+            &[
+                "adapter.method=\"lora_fa\"",
+                "adapter.init=\"kaiming\"",
+                "adapter.gamma=0",
+            ],
+        ),
+        (
+            "lora_fa-svd",
+            &[
+                "adapter.method=\"lora_fa\"",
+                "adapter.init=\"svd\"",
+                "adapter.gamma=0",
+            ],
+        ),
+        (
+            "lotr",
+            &[
+                "adapter.method=\"lotr\"",
+                "adapter.init=\"svd\"",
+                "adapter.gamma=0",
+            ],
+        ),
     ];
     for (tag, sets) in cases {
         let recipe = quick_recipe(&format!("m-{tag}"), sets);
-        let options = TrainOptions { quiet: true, ..Default::default() };
+        let options = TrainOptions {
+            quiet: true,
+            ..Default::default()
+        };
         let (summary, trained) = train_model::<Train>(&recipe, &device(), &options).unwrap();
         let (first, last) = (summary.first_loss.unwrap(), summary.last_loss.unwrap());
         assert!(last < first, "{tag}: loss {first} -> {last}");
@@ -31,9 +55,17 @@ fn every_method_trains_saves_reloads_and_merges() {
         let out = recipe.run.output_dir.clone();
         let adapter = out.join("adapter");
         let (base_model, _) = burn_peft::model::any::load_model::<B>(&base, &device()).unwrap();
-        let AnyModel::Decoder(reloaded) = base_model.with_adapter(&adapter).unwrap() else { unreachable!() };
-        let err = max_abs_diff(reloaded.forward(ids.clone(), Some(mask.clone())), want.clone());
-        assert!(err < 1e-5, "{tag}: reloaded adapter logits differ by {err:e}");
+        let AnyModel::Decoder(reloaded) = base_model.with_adapter(&adapter).unwrap() else {
+            unreachable!()
+        };
+        let err = max_abs_diff(
+            reloaded.forward(ids.clone(), Some(mask.clone())),
+            want.clone(),
+        );
+        assert!(
+            err < 1e-5,
+            "{tag}: reloaded adapter logits differ by {err:e}"
+        );
         if tag == "lotr" {
             assert!(!reloaded.shared().lotr.is_empty());
         }
@@ -41,26 +73,56 @@ fn every_method_trains_saves_reloads_and_merges() {
         // Merge through the binary and load the folder back as a plain model.
         let merged_dir = out.join("merged");
         let status = std::process::Command::new(env!("CARGO_BIN_EXE_burn-peft"))
-            .args(["merge", "--model", base.to_str().unwrap(), "--adapter", adapter.to_str().unwrap(), "--out", merged_dir.to_str().unwrap()])
+            .args([
+                "merge",
+                "--model",
+                base.to_str().unwrap(),
+                "--adapter",
+                adapter.to_str().unwrap(),
+                "--out",
+                merged_dir.to_str().unwrap(),
+            ])
             .output()
             .unwrap();
-        assert!(status.status.success(), "{tag}: {}", String::from_utf8_lossy(&status.stderr));
+        assert!(
+            status.status.success(),
+            "{tag}: {}",
+            String::from_utf8_lossy(&status.stderr)
+        );
         let (merged, report) = Decoder::<B>::load(&merged_dir, &device()).unwrap();
         assert!(report.unused.is_empty());
-        let err = max_abs_diff(merged.forward(ids.clone(), Some(mask.clone())), want.clone());
+        let err = max_abs_diff(
+            merged.forward(ids.clone(), Some(mask.clone())),
+            want.clone(),
+        );
         assert!(err < 1e-4, "{tag}: merged model logits differ by {err:e}");
 
         // Export as a plain PEFT LoRA and apply it the PEFT way to the original base.
         let exported = out.join("peft");
         let status = std::process::Command::new(env!("CARGO_BIN_EXE_burn-peft"))
-            .args(["export", "--adapter", adapter.to_str().unwrap(), "--base", base.to_str().unwrap(), "--out", exported.to_str().unwrap()])
+            .args([
+                "export",
+                "--adapter",
+                adapter.to_str().unwrap(),
+                "--base",
+                base.to_str().unwrap(),
+                "--out",
+                exported.to_str().unwrap(),
+            ])
             .output()
             .unwrap();
-        assert!(status.status.success(), "{tag}: {}", String::from_utf8_lossy(&status.stderr));
+        assert!(
+            status.status.success(),
+            "{tag}: {}",
+            String::from_utf8_lossy(&status.stderr)
+        );
         let (plain, _) = Decoder::<B>::load(&base, &device()).unwrap();
         let peft = burn_peft::io::peft::load_peft_lora(plain, &exported).unwrap();
         let err = max_abs_diff(peft.forward(ids.clone(), Some(mask.clone())), want);
-        assert!(err < 1e-4, "{tag}: exported PEFT LoRA logits differ by {err:e}");
+        assert!(
+            err < 1e-4,
+            "{tag}: exported PEFT LoRA logits differ by {err:e}"
+        );
         std::fs::remove_dir_all(&out).unwrap();
     }
 }
@@ -73,26 +135,70 @@ fn init_once_then_train_from_the_saved_initialisation() {
     let init = dir.join("init");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_burn-peft"))
         .current_dir(root())
-        .args(["init", "--set", "adapter.rank=4", "--out", init.to_str().unwrap()])
+        .args([
+            "init",
+            "--set",
+            "adapter.rank=4",
+            "--out",
+            init.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // An initialised SORSA adapter on the original base is the base (exact split).
     let (plain, _) = Decoder::<B>::load(&base, &device()).unwrap();
     let want = plain.forward(ids.clone(), Some(mask.clone()));
     let (model, _) = burn_peft::model::any::load_model::<B>(&base, &device()).unwrap();
-    let AnyModel::Decoder(initialised) = model.with_adapter(&init).unwrap() else { unreachable!() };
+    let AnyModel::Decoder(initialised) = model.with_adapter(&init).unwrap() else {
+        unreachable!()
+    };
     let scale = max_abs_diff(want.clone(), want.clone() * 0.0);
     let err = max_abs_diff(initialised.forward(ids, Some(mask)), want);
     // f32 rounding of W_res + B·diag(S)·A across five layers, relative to logits of ~|10|.
-    assert!(err < 2e-6 * scale, "initialised adapter changes logits by {err:e} (scale {scale})");
+    assert!(
+        err < 2e-6 * scale,
+        "initialised adapter changes logits by {err:e} (scale {scale})"
+    );
 
-    let recipe = quick_recipe("from-init", &[&format!("model.init_adapter=\"{}\"", init.display())]);
-    let (summary, _) = train_model::<Train>(&recipe, &device(), &TrainOptions { quiet: true, ..Default::default() }).unwrap();
+    let recipe = quick_recipe(
+        "from-init",
+        &[&format!("model.init_adapter=\"{}\"", init.display())],
+    );
+    let (summary, _) = train_model::<Train>(
+        &recipe,
+        &device(),
+        &TrainOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert!(summary.last_loss.unwrap() < summary.first_loss.unwrap());
-    let mismatched = quick_recipe("mismatch", &[&format!("model.init_adapter=\"{}\"", init.display()), "adapter.rank=8"]);
-    let err = train_model::<Train>(&mismatched, &device(), &TrainOptions { quiet: true, ..Default::default() }).unwrap_err().to_string();
-    assert!(err.contains("model.init_adapter") && err.contains("rank"), "{err}");
+    let mismatched = quick_recipe(
+        "mismatch",
+        &[
+            &format!("model.init_adapter=\"{}\"", init.display()),
+            "adapter.rank=8",
+        ],
+    );
+    let err = train_model::<Train>(
+        &mismatched,
+        &device(),
+        &TrainOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("model.init_adapter") && err.contains("rank"),
+        "{err}"
+    );
     for d in [dir, recipe.run.output_dir, mismatched.run.output_dir] {
         let _ = std::fs::remove_dir_all(d);
     }

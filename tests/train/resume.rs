@@ -9,35 +9,77 @@ use crate::common::*;
 
 fn adapter_values(dir: &std::path::Path) -> Vec<(String, Vec<f32>)> {
     let ckpt = Checkpoint::open_files(&[dir.join("adapter/adapter_model.safetensors")]).unwrap();
-    ckpt.names().into_iter().map(|n| (n.to_string(), ckpt.read_f32(n).unwrap().0)).collect()
+    ckpt.names()
+        .into_iter()
+        .map(|n| (n.to_string(), ckpt.read_f32(n).unwrap().0))
+        .collect()
 }
 
 #[test]
 fn resumed_run_matches_uninterrupted_run() {
-    let quiet = TrainOptions { quiet: true, ..Default::default() };
+    let quiet = TrainOptions {
+        quiet: true,
+        ..Default::default()
+    };
     let full = quick_recipe("full", &[]);
     train::<Train>(&full, &device(), &quiet).unwrap();
 
     let split = quick_recipe("split", &[]);
-    let stopped = train::<Train>(&split, &device(), &TrainOptions { stop_after: Some(4), ..quiet.clone() }).unwrap();
+    let stopped = train::<Train>(
+        &split,
+        &device(),
+        &TrainOptions {
+            stop_after: Some(4),
+            ..quiet.clone()
+        },
+    )
+    .unwrap();
     assert_eq!(stopped.steps, 4);
     assert!(!split.run.output_dir.join("adapter").exists());
     // Without --resume the half-finished run is not overwritten.
-    let err = train::<Train>(&split, &device(), &quiet).unwrap_err().to_string();
-    assert!(err.contains("run.output_dir") && err.contains("--resume"), "{err}");
-    train::<Train>(&split, &device(), &TrainOptions { resume: true, ..quiet }).unwrap();
+    let err = train::<Train>(&split, &device(), &quiet)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("run.output_dir") && err.contains("--resume"),
+        "{err}"
+    );
+    train::<Train>(
+        &split,
+        &device(),
+        &TrainOptions {
+            resume: true,
+            ..quiet
+        },
+    )
+    .unwrap();
 
     // The ndarray backend's SIMD reductions depend on buffer alignment, so even two
     // uninterrupted runs differ in the last bits (measured: ~2e-6 after 8 steps). The resumed
     // run must agree to that level; what resume restores is checked bit for bit below.
-    let (a, b) = (adapter_values(&full.run.output_dir), adapter_values(&split.run.output_dir));
+    let (a, b) = (
+        adapter_values(&full.run.output_dir),
+        adapter_values(&split.run.output_dir),
+    );
     assert_eq!(a.len(), b.len());
     for ((name, x), (_, y)) in a.iter().zip(&b) {
-        let diff = x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+        let diff = x
+            .iter()
+            .zip(y)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0f32, f32::max);
         assert!(diff <= 2e-5, "{name}: resumed differs by {diff}");
     }
-    let steps: Vec<usize> = MetricsLog::read(&split.run.output_dir.join("metrics.jsonl")).unwrap().iter().map(|m| m.step).collect();
-    assert_eq!(steps, (1..=8).collect::<Vec<_>>(), "metrics.jsonl has each step once");
+    let steps: Vec<usize> = MetricsLog::read(&split.run.output_dir.join("metrics.jsonl"))
+        .unwrap()
+        .iter()
+        .map(|m| m.step)
+        .collect();
+    assert_eq!(
+        steps,
+        (1..=8).collect::<Vec<_>>(),
+        "metrics.jsonl has each step once"
+    );
     std::fs::remove_dir_all(&full.run.output_dir).unwrap();
     std::fs::remove_dir_all(&split.run.output_dir).unwrap();
 }
@@ -48,27 +90,52 @@ fn checkpoints_restore_bit_for_bit() {
     use burn_peft::model::inject_adapters;
     use burn_peft::train::state::{load_trainable, save_trainable};
     let recipe = quick_recipe("restore", &[]);
-    let quiet = TrainOptions { quiet: true, stop_after: Some(4), ..Default::default() };
+    let quiet = TrainOptions {
+        quiet: true,
+        stop_after: Some(4),
+        ..Default::default()
+    };
     train::<Train>(&recipe, &device(), &quiet).unwrap();
-    let saved = recipe.run.output_dir.join("checkpoints/step-000004/trainable.safetensors");
-    let (model, _) = Decoder::<Train>::load(&root().join("models/stories260K/hf"), &device()).unwrap();
+    let saved = recipe
+        .run
+        .output_dir
+        .join("checkpoints/step-000004/trainable.safetensors");
+    let (model, _) =
+        Decoder::<Train>::load(&root().join("models/stories260K/hf"), &device()).unwrap();
     let (model, _) = inject_adapters(model, &recipe.adapter).unwrap();
     let restored = load_trainable(model, &saved).unwrap();
     let again = recipe.run.output_dir.join("again.safetensors");
     save_trainable(&restored, &again).unwrap();
-    let (a, b) = (Checkpoint::open_files(&[saved.clone()]).unwrap(), Checkpoint::open_files(&[again]).unwrap());
+    let (a, b) = (
+        Checkpoint::open_files(std::slice::from_ref(&saved)).unwrap(),
+        Checkpoint::open_files(&[again]).unwrap(),
+    );
     assert_eq!(a.names(), b.names());
     for name in a.names() {
-        assert!(a.read_f32(name).unwrap() == b.read_f32(name).unwrap(), "{name} changed through restore");
+        assert!(
+            a.read_f32(name).unwrap() == b.read_f32(name).unwrap(),
+            "{name} changed through restore"
+        );
     }
     std::fs::remove_dir_all(&recipe.run.output_dir).unwrap();
 }
 
 #[test]
 fn regularizer_shrinks_with_gamma_and_grows_without() {
-    let quiet = TrainOptions { quiet: true, ..Default::default() };
+    let quiet = TrainOptions {
+        quiet: true,
+        ..Default::default()
+    };
     let run = |tag: &str, gamma: &str| {
-        let recipe = quick_recipe(tag, &[&format!("adapter.gamma={gamma}"), "optim.max_steps=12", "optim.lr=2e-3", "optim.warmup_ratio=0"]);
+        let recipe = quick_recipe(
+            tag,
+            &[
+                &format!("adapter.gamma={gamma}"),
+                "optim.max_steps=12",
+                "optim.lr=2e-3",
+                "optim.warmup_ratio=0",
+            ],
+        );
         train::<Train>(&recipe, &device(), &quiet).unwrap();
         let metrics = MetricsLog::read(&recipe.run.output_dir.join("metrics.jsonl")).unwrap();
         std::fs::remove_dir_all(&recipe.run.output_dir).unwrap();
@@ -76,11 +143,20 @@ fn regularizer_shrinks_with_gamma_and_grows_without() {
     };
     let without = run("g0", "0");
     assert!(without[0] < 1e-4, "≈ 0 at init: {}", without[0]);
-    assert!(without[11] > without[1], "γ = 0: the regularizer should grow: {without:?}");
+    assert!(
+        without[11] > without[1],
+        "γ = 0: the regularizer should grow: {without:?}"
+    );
     // A strong γ pulls the factors back toward orthonormality as training pushes them away.
     let with = run("g1", "5e-3");
     assert!(with[0] < 1e-4);
-    assert!(with[11] < without[11] * 0.5, "γ > 0 keeps it lower: {with:?} vs {without:?}");
+    assert!(
+        with[11] < without[11] * 0.5,
+        "γ > 0 keeps it lower: {with:?} vs {without:?}"
+    );
     let peak = with.iter().copied().fold(0.0, f64::max);
-    assert!(with[11] < peak, "γ > 0: the regularizer decreases after its peak: {with:?}");
+    assert!(
+        with[11] < peak,
+        "γ > 0: the regularizer decreases after its peak: {with:?}"
+    );
 }
