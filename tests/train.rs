@@ -4,6 +4,8 @@
 #[path = "train/common.rs"]
 mod common;
 
+#[path = "train/classification.rs"]
+mod classification;
 #[path = "train/errors.rs"]
 mod errors;
 #[path = "train/methods.rs"]

@@ -83,10 +83,6 @@ pub enum RegularizerMode {
     Separate,
 }
 
-fn default_oversampling() -> usize {
-    SvdOptions::DEFAULT_OVERSAMPLING
-}
-
 fn default_power_iterations() -> usize {
     SvdOptions::DEFAULT_POWER_ITERATIONS
 }
@@ -116,9 +112,9 @@ pub struct AdapterConfig {
     /// SVD engine: `exact` or `randomized`.
     #[serde(default)]
     pub svd: SvdMode,
-    /// Randomized SVD: sketch columns beyond the rank.
-    #[serde(default = "default_oversampling")]
-    pub oversampling: usize,
+    /// Randomized SVD: sketch columns beyond the rank (default `max(16, rank/2)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oversampling: Option<usize>,
     /// Randomized SVD: power iterations.
     #[serde(default = "default_power_iterations")]
     pub power_iterations: usize,
@@ -160,7 +156,7 @@ impl AdapterConfig {
             rslora: false,
             init: None,
             svd: SvdMode::Exact,
-            oversampling: default_oversampling(),
+            oversampling: None,
             power_iterations: default_power_iterations(),
             seed: 0,
             gamma: 0.0,
@@ -229,7 +225,9 @@ impl AdapterConfig {
     pub fn svd_options(&self) -> SvdOptions {
         SvdOptions {
             mode: self.svd,
-            oversampling: self.oversampling,
+            oversampling: self
+                .oversampling
+                .unwrap_or_else(|| SvdOptions::auto_oversampling(self.rank)),
             power_iterations: self.power_iterations,
             seed: self.seed,
         }

@@ -46,9 +46,9 @@ pub struct SvdBenchArgs {
     /// Ranks, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "16,128")]
     pub ranks: Vec<usize>,
-    /// Randomized SVD oversampling.
-    #[arg(long, default_value_t = SvdOptions::DEFAULT_OVERSAMPLING)]
-    pub oversampling: usize,
+    /// Randomized SVD oversampling (default: max(16, rank/2), as adapters use).
+    #[arg(long)]
+    pub oversampling: Option<usize>,
     /// Randomized SVD power iterations.
     #[arg(long, default_value_t = SvdOptions::DEFAULT_POWER_ITERATIONS)]
     pub power_iterations: usize,
@@ -114,7 +114,9 @@ fn svd_bench(args: SvdBenchArgs) -> anyhow::Result<()> {
         };
         for &rank in &args.ranks {
             let options = SvdOptions {
-                oversampling: args.oversampling,
+                oversampling: args
+                    .oversampling
+                    .unwrap_or_else(|| SvdOptions::auto_oversampling(rank)),
                 power_iterations: args.power_iterations,
                 ..SvdOptions::randomized()
             };
@@ -155,9 +157,7 @@ impl burn_peft::backend::BackendJob for GenerateBench {
         device: B::Device,
     ) -> anyhow::Result<()> {
         use burn::tensor::{Int, Tensor, TensorData};
-        use burn_peft::model::decoder::{
-            Activation, Decoder, DecoderConfig, KvCache, arange_positions,
-        };
+        use burn_peft::model::decoder::{Decoder, DecoderConfig, KvCache, arange_positions};
         type I<B> = <B as burn::tensor::backend::AutodiffBackend>::InnerBackend;
         let args = self.0;
         let model: Decoder<I<B>> = match &args.model {
@@ -167,31 +167,16 @@ impl burn_peft::backend::BackendJob for GenerateBench {
                 .ok_or_else(|| anyhow::anyhow!("{}: not a decoder", path.display()))?,
             None => {
                 let heads = (args.hidden / 64).max(1);
-                let config = DecoderConfig {
-                    model_type: burn_peft::model::ModelType::Llama,
-                    vocab_size: 32_000,
-                    hidden_size: args.hidden,
-                    intermediate_size: args.hidden * 8 / 3 / 64 * 64,
-                    num_layers: args.layers,
-                    num_heads: heads,
-                    num_kv_heads: heads,
-                    head_dim: args.hidden / heads,
-                    rms_norm_eps: 1e-5,
-                    rope_theta: 10_000.0,
-                    rope_scaling: None,
-                    tie_word_embeddings: false,
-                    qkv_bias: false,
-                    o_bias: false,
-                    mlp_bias: false,
-                    activation: Activation::Silu,
-                    scale_embeddings: false,
-                    norm_offset: 0.0,
-                    max_position_embeddings: 4096,
-                    bos_token_id: Some(1),
-                    eos_token_ids: vec![2],
-                    pad_token_id: None,
-                    num_labels: None,
-                };
+                let config = DecoderConfig::llama(
+                    32_000,
+                    args.hidden,
+                    args.hidden * 8 / 3 / 64 * 64,
+                    args.layers,
+                    heads,
+                    heads,
+                    4096,
+                    false,
+                );
                 Decoder::random(config, 0, &device)?
             }
         };

@@ -19,7 +19,7 @@ use burn::nn::DropoutConfig;
 use burn::tensor::{Tensor, backend::Backend};
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{Checkpoint, OutTensor, write_safetensors};
+use super::checkpoint::{Checkpoint, OutTensor};
 use super::peft::{CONFIG_FILE, WEIGHTS_FILE};
 use crate::adapter::linear::{add_in_f32, param};
 use crate::adapter::lotr::{LotrCore, LotrFactors};
@@ -208,13 +208,7 @@ pub fn save_adapter<B: Backend, M: PeftModel<B>>(
         burn_peft: config.clone(),
         lotr_groups,
     };
-    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    write_safetensors(&dir.join(WEIGHTS_FILE), tensors, None)?;
-    let json = serde_json::to_string_pretty(&saved).expect("config serialises");
-    super::write_atomic(&dir.join(CONFIG_FILE), json.as_bytes())
+    super::peft::write_adapter_folder(dir, tensors, &saved)
 }
 
 /// Whether `dir` holds an adapter written by burn-peft (else: a plain PEFT LoRA adapter).

@@ -11,7 +11,7 @@ use std::path::Path;
 use faer::Mat;
 
 use super::adapter::SavedAdapterConfig;
-use super::checkpoint::{Checkpoint, OutTensor, write_safetensors};
+use super::checkpoint::{Checkpoint, OutTensor};
 use super::peft::{CONFIG_FILE, WEIGHTS_FILE};
 use crate::adapter::{Init, Method};
 use crate::{Error, Result};
@@ -186,11 +186,5 @@ pub fn export_peft_lora(adapter_dir: &Path, out: &Path) -> Result<()> {
         "target_modules": saved.target_modules,
         "base_model_name_or_path": saved.base_model_name_or_path,
     });
-    std::fs::create_dir_all(out).map_err(|source| Error::Io {
-        path: out.to_path_buf(),
-        source,
-    })?;
-    write_safetensors(&out.join(WEIGHTS_FILE), tensors, None)?;
-    let json = serde_json::to_string_pretty(&config).expect("config serialises");
-    super::write_atomic(&out.join(CONFIG_FILE), json.as_bytes())
+    super::peft::write_adapter_folder(out, tensors, &config)
 }

@@ -20,6 +20,21 @@ pub const CONFIG_FILE: &str = "adapter_config.json";
 pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
 const PREFIX: &str = "base_model.model.";
 
+/// Writes an adapter folder: `adapter_model.safetensors` and `adapter_config.json` (atomically).
+pub fn write_adapter_folder<C: serde::Serialize>(
+    dir: &Path,
+    tensors: Vec<super::checkpoint::OutTensor>,
+    config: &C,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    super::checkpoint::write_safetensors(&dir.join(WEIGHTS_FILE), tensors, None)?;
+    let json = serde_json::to_string_pretty(config).expect("adapter configs serialise");
+    super::write_atomic(&dir.join(CONFIG_FILE), json.as_bytes())
+}
+
 /// The fields of PEFT's `adapter_config.json` burn-peft reads.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PeftConfig {

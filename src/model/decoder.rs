@@ -93,6 +93,46 @@ struct RawDecoderConfig {
 }
 
 impl DecoderConfig {
+    /// A plain Llama-2-style configuration (SiLU, no biases, θ = 10⁴, BOS 1, EOS 2), as the
+    /// llama2.c format implies and benchmarks use.
+    #[allow(clippy::too_many_arguments)]
+    pub fn llama(
+        vocab_size: usize,
+        hidden_size: usize,
+        intermediate_size: usize,
+        num_layers: usize,
+        num_heads: usize,
+        num_kv_heads: usize,
+        max_position_embeddings: usize,
+        tie_word_embeddings: bool,
+    ) -> Self {
+        Self {
+            model_type: ModelType::Llama,
+            vocab_size,
+            hidden_size,
+            intermediate_size,
+            num_layers,
+            num_heads,
+            num_kv_heads,
+            head_dim: hidden_size / num_heads,
+            rms_norm_eps: 1e-5,
+            rope_theta: 10_000.0,
+            rope_scaling: None,
+            tie_word_embeddings,
+            qkv_bias: false,
+            o_bias: false,
+            mlp_bias: false,
+            activation: Activation::Silu,
+            scale_embeddings: false,
+            norm_offset: 0.0,
+            max_position_embeddings,
+            bos_token_id: Some(1),
+            eos_token_ids: vec![2],
+            pad_token_id: None,
+            num_labels: None,
+        }
+    }
+
     pub fn from_hf(hf: &HfConfig, generation: &GenerationConfig) -> Result<Self> {
         let raw: RawDecoderConfig = hf.parse()?;
         let bad = |message: String| Error::BadFile {

@@ -12,8 +12,7 @@ use std::path::Path;
 
 use burn::tensor::backend::Backend;
 
-use super::config::ModelType;
-use super::decoder::{Activation, Decoder, DecoderConfig};
+use super::decoder::{Decoder, DecoderConfig};
 use crate::io::checkpoint::{Checkpoint, OutTensor, serialize};
 use crate::{Error, Result};
 
@@ -160,31 +159,7 @@ pub fn load<B: Backend>(path: &Path, device: &B::Device) -> Result<Decoder<B>> {
         push("lm_head.weight".into(), vec![vocab, dim], classifier);
     }
 
-    let config = DecoderConfig {
-        model_type: ModelType::Llama,
-        vocab_size: vocab,
-        hidden_size: dim,
-        intermediate_size: hidden,
-        num_layers: layers,
-        num_heads: heads,
-        num_kv_heads: kv_heads,
-        head_dim,
-        rms_norm_eps: 1e-5,
-        rope_theta: 10_000.0,
-        rope_scaling: None,
-        tie_word_embeddings: shared,
-        qkv_bias: false,
-        o_bias: false,
-        mlp_bias: false,
-        activation: Activation::Silu,
-        scale_embeddings: false,
-        norm_offset: 0.0,
-        max_position_embeddings: seq_len,
-        bos_token_id: Some(1),
-        eos_token_ids: vec![2],
-        pad_token_id: None,
-        num_labels: None,
-    };
+    let config = DecoderConfig::llama(vocab, dim, hidden, layers, heads, kv_heads, seq_len, shared);
     let ckpt = Checkpoint::from_bytes(path, serialize(path, tensors, None)?)?;
     Decoder::from_checkpoint(config, &ckpt, device)
 }

@@ -105,6 +105,11 @@ impl TextTokenizer {
         })
     }
 
+    /// The underlying HF tokenizer (pair templates for classification).
+    pub fn hf(&self) -> &tokenizers::Tokenizer {
+        &self.inner
+    }
+
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
     }

@@ -43,8 +43,13 @@ pub struct ModelSection {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSection {
-    /// Training file (jsonl or json array).
+    /// Training file: instruction jsonl / json array, or a GLUE TSV when `task` is set.
     pub train: PathBuf,
+    /// A GLUE task (`sst2`, `mrpc`, `cola`, `rte`, `qnli`, `wnli`, `stsb`): sequence
+    /// classification with the model's head (a fresh `score` head on decoders) instead of
+    /// instruction tuning; `max_prompt_length` bounds the input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
     #[serde(default)]
     pub format: InstructionFormat,
     /// Held-out file; when absent, `eval_rows` rows are split off the training data.
@@ -278,6 +283,15 @@ impl Recipe {
             "must be at least 1",
         )?;
         self.run.device.parse::<crate::backend::DeviceKind>()?;
+        if let Some(task) = &self.data.task {
+            task.parse::<crate::data::GlueTask>().map_err(|_| {
+                Error::invalid(
+                    "data.task",
+                    task,
+                    "expected a GLUE task: cola, sst2, mrpc, rte, qnli, wnli, stsb",
+                )
+            })?;
+        }
         Ok(())
     }
 }

@@ -58,6 +58,9 @@ pub struct TrainSummary {
     pub first_loss: Option<f64>,
     pub last_loss: Option<f64>,
     pub eval_loss: Option<f64>,
+    /// Held-out accuracy of a classification run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_accuracy: Option<f64>,
     pub tokens_per_second: f64,
     pub seconds: f64,
     pub sample: Option<String>,
@@ -88,13 +91,102 @@ pub fn tokenizer_for(model: &Path, explicit: Option<&Path>) -> Result<TextTokeni
     TextTokenizer::load(&path)
 }
 
-/// Runs the recipe on `device`.
+/// Runs the recipe on `device` (instruction tuning, or classification when `data.task` is set).
 pub fn train<B: AutodiffBackend>(
     recipe: &Recipe,
     device: &B::Device,
     options: &TrainOptions,
 ) -> Result<TrainSummary> {
+    if recipe.data.task.is_some() {
+        return super::classifier::train_classifier::<B>(recipe, device, options);
+    }
     train_model::<B>(recipe, device, options).map(|(summary, _)| summary)
+}
+
+/// Step counts, schedule and step rule of a run over `examples` training examples.
+pub(crate) struct Plan {
+    pub batches_per_epoch: usize,
+    pub steps_per_epoch: usize,
+    pub total_steps: usize,
+    pub schedule: Schedule,
+    pub step_rule: PeftStep,
+}
+
+impl Plan {
+    pub(crate) fn new(recipe: &Recipe, examples: usize) -> Self {
+        let o = &recipe.optim;
+        let steps_per_epoch = examples.div_ceil(o.batch_size * o.grad_accumulation);
+        let total_steps = if o.max_steps > 0 {
+            o.max_steps
+        } else {
+            o.epochs * steps_per_epoch
+        };
+        let clip = (o.max_grad_norm > 0.0).then_some(o.max_grad_norm);
+        Self {
+            batches_per_epoch: examples.div_ceil(o.batch_size),
+            steps_per_epoch,
+            total_steps,
+            schedule: Schedule {
+                kind: o.schedule,
+                base_lr: o.lr,
+                warmup_steps: (total_steps as f64 * o.warmup_ratio).ceil() as usize,
+                total_steps,
+                power: o.power,
+                end_lr: 0.0,
+            },
+            step_rule: PeftStep::new(&recipe.adapter, o.lr, clip, o.grad_accumulation),
+        }
+    }
+
+    /// The examples of micro-batch `micro`: epoch `e` visits a seeded permutation.
+    pub(crate) fn batch_indices(
+        &self,
+        recipe: &Recipe,
+        examples: usize,
+        micro: usize,
+    ) -> (usize, Vec<usize>) {
+        let epoch = micro / self.batches_per_epoch;
+        let pos = micro % self.batches_per_epoch;
+        let order = permutation(examples, recipe.run.seed.wrapping_add(epoch as u64));
+        let size = recipe.optim.batch_size;
+        let end = ((pos + 1) * size).min(order.len());
+        (epoch, order[pos * size..end].to_vec())
+    }
+}
+
+/// AdamW with the recipe's betas, epsilon and weight decay.
+pub(crate) fn adamw(recipe: &Recipe) -> AdamWConfig {
+    let o = &recipe.optim;
+    AdamWConfig::new()
+        .with_beta_1(o.betas[0] as f32)
+        .with_beta_2(o.betas[1] as f32)
+        .with_epsilon(o.eps as f32)
+        .with_weight_decay(o.weight_decay as f32)
+}
+
+/// Restores the latest checkpoint of `out` into `model` and `optimizer`; returns the step.
+pub(crate) fn resume_from<B: AutodiffBackend, M: AutodiffModule<B>, O: Optimizer<M, B>>(
+    out: &Path,
+    model: M,
+    optimizer: O,
+    device: &B::Device,
+) -> Result<(M, O, usize)> {
+    let Some((dir, step)) = latest_checkpoint(out)? else {
+        return Ok((model, optimizer, 0));
+    };
+    let model = load_trainable(model, &dir.join("trainable.safetensors"))?;
+    let path = dir.join("optimizer.bin");
+    let bytes = std::fs::read(&path).map_err(|source| Error::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let record = BinBytesRecorder::<FullPrecisionSettings>::default()
+        .load(bytes, device)
+        .map_err(|e| Error::BadFile {
+            path,
+            message: format!("{e}"),
+        })?;
+    Ok((model, optimizer.load_record(record), step))
 }
 
 /// Runs the recipe and also returns the trained model (adapters attached, inference backend).
@@ -226,49 +318,18 @@ pub fn train_model<B: AutodiffBackend>(
 
     // Optimisation.
     let o = &recipe.optim;
-    let per_step = o.batch_size * o.grad_accumulation;
-    let batches_per_epoch = train_set.len().div_ceil(o.batch_size);
-    let steps_per_epoch = train_set.len().div_ceil(per_step);
-    let total_steps = if o.max_steps > 0 {
-        o.max_steps
-    } else {
-        o.epochs * steps_per_epoch
-    };
-    let schedule = Schedule {
-        kind: o.schedule,
-        base_lr: o.lr,
-        warmup_steps: (total_steps as f64 * o.warmup_ratio).ceil() as usize,
-        total_steps,
-        power: o.power,
-        end_lr: 0.0,
-    };
-    let clip = (o.max_grad_norm > 0.0).then_some(o.max_grad_norm);
-    let step_rule = PeftStep::new(&recipe.adapter, o.lr, clip, o.grad_accumulation);
-    let mut optimizer = AdamWConfig::new()
-        .with_beta_1(o.betas[0] as f32)
-        .with_beta_2(o.betas[1] as f32)
-        .with_epsilon(o.eps as f32)
-        .with_weight_decay(o.weight_decay as f32)
-        .init();
+    let plan = Plan::new(recipe, train_set.len());
+    let (total_steps, steps_per_epoch) = (plan.total_steps, plan.steps_per_epoch);
+    let (schedule, step_rule) = (&plan.schedule, &plan.step_rule);
+    let mut optimizer = adamw(recipe).init();
     let mut model = model;
     let mut start_step = 0;
-    if options.resume
-        && let Some((dir, step)) = latest_checkpoint(&out)?
-    {
-        model = load_trainable(model, &dir.join("trainable.safetensors"))?;
-        let bytes = std::fs::read(dir.join("optimizer.bin")).map_err(|source| Error::Io {
-            path: dir.join("optimizer.bin"),
-            source,
-        })?;
-        let record = BinBytesRecorder::<FullPrecisionSettings>::default()
-            .load(bytes, device)
-            .map_err(|e| Error::BadFile {
-                path: dir.join("optimizer.bin"),
-                message: format!("{e}"),
-            })?;
-        optimizer = optimizer.load_record(record);
-        start_step = step;
-        say(format!("resumed from {} (step {step})", dir.display()));
+    if options.resume {
+        let restored = resume_from(&out, model, optimizer, device)?;
+        (model, optimizer, start_step) = restored;
+        if start_step > 0 {
+            say(format!("resumed at step {start_step}"));
+        }
     }
     crate::io::write_atomic(&out.join("config.toml"), recipe.to_toml().as_bytes())?;
     let log = MetricsLog::open(
@@ -278,14 +339,8 @@ pub fn train_model<B: AutodiffBackend>(
 
     let batcher = LmBatcher { pad_token_id: pad };
     let batch_at = |micro: usize| -> (usize, LmBatch<B>) {
-        let epoch = micro / batches_per_epoch;
-        let pos = micro % batches_per_epoch;
-        let order = permutation(train_set.len(), recipe.run.seed.wrapping_add(epoch as u64));
-        let end = ((pos + 1) * o.batch_size).min(order.len());
-        let items: Vec<TokenizedExample> = order[pos * o.batch_size..end]
-            .iter()
-            .map(|&i| train_set[i].clone())
-            .collect();
+        let (epoch, indices) = plan.batch_indices(recipe, train_set.len(), micro);
+        let items: Vec<TokenizedExample> = indices.iter().map(|&i| train_set[i].clone()).collect();
         (epoch, batcher.batch(items, device))
     };
 
@@ -354,6 +409,7 @@ pub fn train_model<B: AutodiffBackend>(
         first_loss,
         last_loss,
         eval_loss: None,
+        eval_accuracy: None,
         tokens_per_second: tokens_total as f64 / seconds.max(1e-9),
         seconds,
         sample: None,
@@ -432,7 +488,7 @@ pub fn held_out_loss<B: Backend>(
     (count > 0).then(|| sum / count as f64)
 }
 
-fn write_checkpoint<B: AutodiffBackend, M: AutodiffModule<B>, O: Optimizer<M, B>>(
+pub(crate) fn write_checkpoint<B: AutodiffBackend, M: AutodiffModule<B>, O: Optimizer<M, B>>(
     out: &Path,
     step: usize,
     model: &M,

@@ -7,6 +7,24 @@ use burn_peft::train::trainer::{TrainOptions, train_model};
 
 use crate::common::*;
 
+fn path(p: &std::path::Path) -> &str {
+    p.to_str().expect("temp paths are UTF-8")
+}
+
+/// Runs the binary and asserts it succeeded.
+fn burn_peft_ok(tag: &str, args: &[&str]) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_burn-peft"))
+        .current_dir(root())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{tag}: {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn every_method_trains_saves_reloads_and_merges() {
     let (ids, mask) = probe();
@@ -72,22 +90,17 @@ fn every_method_trains_saves_reloads_and_merges() {
 
         // Merge through the binary and load the folder back as a plain model.
         let merged_dir = out.join("merged");
-        let status = std::process::Command::new(env!("CARGO_BIN_EXE_burn-peft"))
-            .args([
+        burn_peft_ok(
+            tag,
+            &[
                 "merge",
                 "--model",
-                base.to_str().unwrap(),
+                path(&base),
                 "--adapter",
-                adapter.to_str().unwrap(),
+                path(&adapter),
                 "--out",
-                merged_dir.to_str().unwrap(),
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            status.status.success(),
-            "{tag}: {}",
-            String::from_utf8_lossy(&status.stderr)
+                path(&merged_dir),
+            ],
         );
         let (merged, report) = Decoder::<B>::load(&merged_dir, &device()).unwrap();
         assert!(report.unused.is_empty());
@@ -99,22 +112,17 @@ fn every_method_trains_saves_reloads_and_merges() {
 
         // Export as a plain PEFT LoRA and apply it the PEFT way to the original base.
         let exported = out.join("peft");
-        let status = std::process::Command::new(env!("CARGO_BIN_EXE_burn-peft"))
-            .args([
+        burn_peft_ok(
+            tag,
+            &[
                 "export",
                 "--adapter",
-                adapter.to_str().unwrap(),
+                path(&adapter),
                 "--base",
-                base.to_str().unwrap(),
+                path(&base),
                 "--out",
-                exported.to_str().unwrap(),
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            status.status.success(),
-            "{tag}: {}",
-            String::from_utf8_lossy(&status.stderr)
+                path(&exported),
+            ],
         );
         let (plain, _) = Decoder::<B>::load(&base, &device()).unwrap();
         let peft = burn_peft::io::peft::load_peft_lora(plain, &exported).unwrap();
@@ -133,21 +141,9 @@ fn init_once_then_train_from_the_saved_initialisation() {
     let base = root().join("models/stories260K/hf");
     let dir = temp("init");
     let init = dir.join("init");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_burn-peft"))
-        .current_dir(root())
-        .args([
-            "init",
-            "--set",
-            "adapter.rank=4",
-            "--out",
-            init.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    burn_peft_ok(
+        "init",
+        &["init", "--set", "adapter.rank=4", "--out", path(&init)],
     );
     // An initialised SORSA adapter on the original base is the base (exact split).
     let (plain, _) = Decoder::<B>::load(&base, &device()).unwrap();
