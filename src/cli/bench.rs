@@ -10,6 +10,31 @@ pub enum BenchCommand {
     Svd(SvdBenchArgs),
     /// Prefill and decode tokens/s of a decoder (a checkpoint, or a random-weight Llama).
     Generate(GenerateBenchArgs),
+    /// Training tokens/s and peak memory of one method on a random-weight Llama (run one
+    /// method per process so the peak RSS is its own).
+    Train(TrainBenchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TrainBenchArgs {
+    /// Adapter method.
+    #[arg(long, default_value = "lora")]
+    pub method: burn_peft::adapter::Method,
+    #[arg(long, default_value_t = 16)]
+    pub rank: usize,
+    #[arg(long, default_value_t = 512)]
+    pub hidden: usize,
+    #[arg(long, default_value_t = 8)]
+    pub layers: usize,
+    #[arg(long, default_value_t = 32_000)]
+    pub vocab: usize,
+    #[arg(long, default_value_t = 256)]
+    pub seq: usize,
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    /// Timed optimizer steps (after one untimed warm-up step).
+    #[arg(long, default_value_t = 3)]
+    pub steps: usize,
 }
 
 #[derive(clap::Args, Debug)]
@@ -65,6 +90,7 @@ pub struct SvdBenchArgs {
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Svd(args) => svd_bench(args),
+        BenchCommand::Train(args) => train_bench(args),
         BenchCommand::Generate(args) => {
             let device = args.device;
             burn_peft::backend::run_on(device, GenerateBench(args))
@@ -236,4 +262,74 @@ impl burn_peft::backend::BackendJob for GenerateBench {
         }
         Ok(())
     }
+}
+
+fn train_bench(args: TrainBenchArgs) -> anyhow::Result<()> {
+    use burn::optim::GradientsParams;
+    use burn::tensor::{Int, Tensor, TensorData};
+    use burn_peft::adapter::{AdapterConfig, ParamReport, Targets};
+    use burn_peft::model::decoder::{Decoder, DecoderConfig};
+    use burn_peft::model::inject_adapters;
+    use burn_peft::model::loss::{causal_lm_loss, lm_labels};
+    use burn_peft::train::PeftStep;
+    type T = burn_peft::backend::Train<burn_peft::backend::Cpu>;
+
+    let device = Default::default();
+    let heads = (args.hidden / 64).max(1);
+    let inter = args.hidden * 8 / 3 / 64 * 64;
+    let config = DecoderConfig::llama(
+        args.vocab,
+        args.hidden,
+        inter,
+        args.layers,
+        heads,
+        heads,
+        4096,
+        false,
+    );
+    let model = Decoder::<T>::random(config, 0, &device)?;
+    let mut adapter = AdapterConfig::new(args.method, args.rank);
+    adapter.targets = Some(Targets::Pattern("all-linear".into()));
+    let (mut model, _) = inject_adapters(model, &adapter)?;
+    println!(
+        "{} rank {}: {}",
+        args.method,
+        args.rank,
+        ParamReport::of(&model)
+    );
+    let step = PeftStep::new(&adapter, 1e-4, Some(1.0), 1);
+    let mut optimizer = burn::optim::AdamWConfig::new().init();
+    let tokens = args.batch * args.seq;
+    let ids: Vec<i64> = (0..tokens)
+        .map(|i| (i as i64 * 7919) % args.vocab as i64)
+        .collect();
+    let ids = Tensor::<T, 2, Int>::from_data(TensorData::new(ids, [args.batch, args.seq]), &device);
+    let mut timed = 0.0;
+    for i in 0..=args.steps {
+        let started = Instant::now();
+        let logits = model.forward(ids.clone(), None);
+        let loss = causal_lm_loss(logits, lm_labels(ids.clone(), None));
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = step.apply(model, &mut optimizer, grads, 1e-4)?.0;
+        if i > 0 {
+            timed += started.elapsed().as_secs_f64();
+        }
+    }
+    let peak = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM"))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
+        })
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| format!("{:.0} MiB", kb / 1024.0))
+        .unwrap_or_else(|| "unknown".into());
+    println!(
+        "| {} | {} | {:.0} tokens/s | peak RSS {peak} |",
+        args.method,
+        args.rank,
+        (args.steps * tokens) as f64 / timed
+    );
+    Ok(())
 }
