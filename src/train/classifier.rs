@@ -16,7 +16,8 @@ use super::dashboard::Dashboard;
 use super::metrics::{MetricsLog, StepMetrics};
 use super::recipe::Recipe;
 use super::trainer::{
-    Plan, TrainOptions, TrainSummary, adamw, resume_from, tokenizer_for, write_checkpoint,
+    Plan, TrainOptions, TrainSummary, adamw, prepare_output_dir, resume_from, tokenizer_for,
+    write_checkpoint,
 };
 use crate::adapter::{HasAdapters, ParamReport};
 use crate::data::{
@@ -106,18 +107,7 @@ where
             println!("{text}");
         }
     };
-    let out = recipe.run.output_dir.clone();
-    if out.join("config.toml").exists() && !options.resume {
-        return Err(Error::invalid(
-            "run.output_dir",
-            out.display(),
-            "already holds a run; pass --resume to continue it or choose another output_dir",
-        ));
-    }
-    std::fs::create_dir_all(&out).map_err(|source| Error::Io {
-        path: out.clone(),
-        source,
-    })?;
+    let out = prepare_output_dir(recipe, options)?;
     B::seed(device, recipe.run.seed);
 
     // Data.

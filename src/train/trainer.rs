@@ -103,6 +103,24 @@ pub fn train<B: AutodiffBackend>(
     train_model::<B>(recipe, device, options).map(|(summary, _)| summary)
 }
 
+/// The run's output folder, created; an existing run there is refused unless resuming, so
+/// nothing a user has is overwritten.
+pub(crate) fn prepare_output_dir(recipe: &Recipe, options: &TrainOptions) -> Result<PathBuf> {
+    let out = recipe.run.output_dir.clone();
+    if out.join("config.toml").exists() && !options.resume {
+        return Err(Error::invalid(
+            "run.output_dir",
+            out.display(),
+            "already holds a run; pass --resume to continue it or choose another output_dir",
+        ));
+    }
+    std::fs::create_dir_all(&out).map_err(|source| Error::Io {
+        path: out.clone(),
+        source,
+    })?;
+    Ok(out)
+}
+
 /// Step counts, schedule and step rule of a run over `examples` training examples.
 pub(crate) struct Plan {
     pub batches_per_epoch: usize,
@@ -200,18 +218,7 @@ pub fn train_model<B: AutodiffBackend>(
             println!("{text}");
         }
     };
-    let out = recipe.run.output_dir.clone();
-    if out.join("config.toml").exists() && !options.resume {
-        return Err(Error::invalid(
-            "run.output_dir",
-            out.display(),
-            "already holds a run; pass --resume to continue it or choose another output_dir",
-        ));
-    }
-    std::fs::create_dir_all(&out).map_err(|source| Error::Io {
-        path: out.clone(),
-        source,
-    })?;
+    let out = prepare_output_dir(recipe, options)?;
     B::seed(device, recipe.run.seed);
 
     // Model and tokenizer.
