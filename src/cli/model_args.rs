@@ -7,6 +7,7 @@ use burn::tensor::backend::Backend;
 use burn_peft::backend::DeviceKind;
 use burn_peft::model::any::{AnyModel, load_model};
 use burn_peft::model::tokenizer::TextTokenizer;
+use burn_peft::train::trainer::tokenizer_for;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {
@@ -38,18 +39,6 @@ impl ModelArgs {
     /// The tokenizer: `explicit`, else `tokenizer.json` in the model folder (for a `.bin`, next
     /// to it or in its `hf/` sibling folder).
     pub fn tokenizer(&self, explicit: Option<&Path>) -> anyhow::Result<TextTokenizer> {
-        let path = match explicit {
-            Some(p) => p.to_path_buf(),
-            None if self.model.is_dir() => self.model.clone(),
-            None => {
-                let dir = self.model.parent().unwrap_or(Path::new("."));
-                if dir.join("tokenizer.json").is_file() {
-                    dir.to_path_buf()
-                } else {
-                    dir.join("hf")
-                }
-            }
-        };
-        Ok(TextTokenizer::load(&path)?)
+        Ok(tokenizer_for(&self.model, explicit)?)
     }
 }

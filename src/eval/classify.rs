@@ -3,7 +3,7 @@
 //! and the head's outputs per example. Encoders (BERT, RoBERTa) use their classifier; decoders
 //! need a sequence-classification `score` head, which pools the last real token.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::tensor::backend::Backend;
@@ -39,8 +39,10 @@ pub fn predict<B: Backend>(
     progress: &Progress,
 ) -> Result<Vec<Vec<f32>>> {
     let limits = check_model(model, num_outputs)?;
-    let (file, tokenizer) = load_tokenizer(tokenizer)?;
-    let encoder = PairEncoder::new(&tokenizer, max_length.min(limits.max_length))?;
+    let tokenizer = crate::model::tokenizer::TextTokenizer::load(tokenizer)?;
+    let file = tokenizer.path().to_path_buf();
+    let tokenizer = tokenizer.hf();
+    let encoder = PairEncoder::new(tokenizer, max_length.min(limits.max_length))?;
     let encoded = encoder.tokenize_all(examples)?;
     for (i, e) in encoded.iter().enumerate() {
         check_example(&limits, e, i, &file)?;
@@ -57,25 +59,6 @@ pub fn predict<B: Backend>(
         progress.advance(chunk.len(), 0);
     }
     Ok(outputs)
-}
-
-fn load_tokenizer(path: &Path) -> Result<(PathBuf, tokenizers::Tokenizer)> {
-    let file = if path.is_dir() {
-        path.join("tokenizer.json")
-    } else {
-        path.to_path_buf()
-    };
-    if !file.is_file() {
-        return Err(Error::BadFile {
-            path: file,
-            message: "no tokenizer.json here (pass --tokenizer FILE)".into(),
-        });
-    }
-    let tokenizer = tokenizers::Tokenizer::from_file(&file).map_err(|e| Error::BadFile {
-        path: file.clone(),
-        message: format!("not a valid tokenizer.json: {e}"),
-    })?;
-    Ok((file, tokenizer))
 }
 
 fn device<B: Backend>(model: &AnyModel<B>) -> B::Device {

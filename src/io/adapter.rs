@@ -213,16 +213,23 @@ pub fn save_adapter<B: Backend, M: PeftModel<B>>(
 
 /// Whether `dir` holds an adapter written by burn-peft (else: a plain PEFT LoRA adapter).
 pub fn is_burn_peft_adapter(dir: &Path) -> Result<bool> {
-    let path = dir.join(CONFIG_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
-        path: path.clone(),
-        source,
-    })?;
-    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::BadFile {
-        path,
-        message: e.to_string(),
-    })?;
+    let json: serde_json::Value = super::read_json(&dir.join(CONFIG_FILE))?;
     Ok(json.get("burn_peft").is_some())
+}
+
+impl SavedAdapterConfig {
+    /// Reads `dir/adapter_config.json` written by [`save_adapter`]; returns it with its path.
+    pub fn read(dir: &Path) -> Result<(Self, std::path::PathBuf)> {
+        let path = dir.join(CONFIG_FILE);
+        let config = super::read_json(&path).map_err(|e| match e {
+            Error::BadFile { path, message } => Error::BadFile {
+                path,
+                message: format!("not a burn-peft adapter config: {message}"),
+            },
+            other => other,
+        })?;
+        Ok((config, path))
+    }
 }
 
 /// Applies an adapter folder written by [`save_adapter`] to the ORIGINAL base `model`: residual
@@ -232,15 +239,7 @@ pub fn load_adapter<B: Backend, M: PeftModel<B>>(
     dir: &Path,
     trainable: bool,
 ) -> Result<(M, SavedAdapterConfig, InitialAdapters<B>)> {
-    let config_path = dir.join(CONFIG_FILE);
-    let text = std::fs::read_to_string(&config_path).map_err(|source| Error::Io {
-        path: config_path.clone(),
-        source,
-    })?;
-    let saved: SavedAdapterConfig = serde_json::from_str(&text).map_err(|e| Error::BadFile {
-        path: config_path.clone(),
-        message: e.to_string(),
-    })?;
+    let (saved, config_path) = SavedAdapterConfig::read(dir)?;
     let cfg = &saved.burn_peft;
     cfg.validate().map_err(|e| Error::BadFile {
         path: config_path.clone(),

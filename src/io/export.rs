@@ -12,7 +12,7 @@ use faer::Mat;
 
 use super::adapter::SavedAdapterConfig;
 use super::checkpoint::{Checkpoint, OutTensor};
-use super::peft::{CONFIG_FILE, WEIGHTS_FILE};
+use super::peft::WEIGHTS_FILE;
 use crate::adapter::{Init, Method};
 use crate::{Error, Result};
 
@@ -72,15 +72,7 @@ fn scale_rows(s: &Mat<f32>, a: &Mat<f32>) -> Mat<f32> {
 
 /// Writes the PEFT LoRA equivalent of the adapter in `adapter_dir` to `out`.
 pub fn export_peft_lora(adapter_dir: &Path, out: &Path) -> Result<()> {
-    let config_path = adapter_dir.join(CONFIG_FILE);
-    let text = std::fs::read_to_string(&config_path).map_err(|source| Error::Io {
-        path: config_path.clone(),
-        source,
-    })?;
-    let saved: SavedAdapterConfig = serde_json::from_str(&text).map_err(|e| Error::BadFile {
-        path: config_path.clone(),
-        message: format!("not a burn-peft adapter config: {e}"),
-    })?;
+    let (saved, config_path) = SavedAdapterConfig::read(adapter_dir)?;
     let cfg = &saved.burn_peft;
     let ckpt = Checkpoint::open_files(&[adapter_dir.join(WEIGHTS_FILE)])?;
     let split = match cfg.method {

@@ -26,6 +26,18 @@ pub fn read_toml<T: DeserializeOwned>(path: &Path) -> Result<T> {
     })
 }
 
+/// Reads and parses a JSON file; errors name the file (and serde's line and column).
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| Error::BadFile {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so
 /// readers see the old file or the new one, never a partial one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -58,14 +58,7 @@ pub struct PeftConfig {
 impl PeftConfig {
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(CONFIG_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let config: PeftConfig = serde_json::from_str(&text).map_err(|e| Error::BadFile {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
+        let config: PeftConfig = super::read_json(&path)?;
         let unsupported = |field: &str, why: &str| {
             Err(Error::BadFile {
                 path: path.clone(),

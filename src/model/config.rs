@@ -54,14 +54,7 @@ impl HfConfig {
     /// Reads `dir/config.json`.
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join("config.json");
-        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::BadFile {
-            path: path.clone(),
-            message: format!("not valid JSON: {e}"),
-        })?;
+        let json: serde_json::Value = crate::io::read_json(&path)?;
         let name = json
             .get("model_type")
             .and_then(|v| v.as_str())
@@ -145,13 +138,6 @@ impl GenerationConfig {
         if !path.is_file() {
             return Ok(Self::default());
         }
-        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
-        serde_json::from_str(&text).map_err(|e| Error::BadFile {
-            path,
-            message: format!("{e}"),
-        })
+        crate::io::read_json(&path)
     }
 }

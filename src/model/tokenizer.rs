@@ -105,6 +105,11 @@ impl TextTokenizer {
         })
     }
 
+    /// The tokenizer.json this was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The underlying HF tokenizer (pair templates for classification).
     pub fn hf(&self) -> &tokenizers::Tokenizer {
         &self.inner

@@ -16,8 +16,8 @@ use super::dashboard::Dashboard;
 use super::metrics::{MetricsLog, StepMetrics};
 use super::recipe::Recipe;
 use super::trainer::{
-    Plan, TrainOptions, TrainSummary, adamw, prepare_output_dir, resume_from, tokenizer_for,
-    write_checkpoint,
+    Plan, TrainOptions, TrainSummary, adamw, prepare_output_dir, record_step, resume_from,
+    tokenizer_for,
 };
 use crate::adapter::{HasAdapters, ParamReport};
 use crate::data::{
@@ -214,16 +214,17 @@ where
             elapsed_seconds: started.elapsed().as_secs_f64(),
             eval_loss: None,
         };
-        log.append(&metrics)?;
-        dashboard.step(&metrics, plan.total_steps, epochs);
-        let every = recipe.run.checkpoint_every;
-        if (every > 0 && done_steps % every == 0)
-            || done_steps == plan.total_steps
-            || dashboard.interrupted()
-        {
-            write_checkpoint(&out, done_steps, &model, &optimizer)?;
-        }
-        if dashboard.interrupted() {
+        let interrupted = record_step(
+            recipe,
+            &metrics,
+            plan.total_steps,
+            epochs,
+            &log,
+            &mut dashboard,
+            &model,
+            &optimizer,
+        )?;
+        if interrupted {
             break;
         }
     }

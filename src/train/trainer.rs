@@ -393,13 +393,16 @@ pub fn train_model<B: AutodiffBackend>(
             elapsed_seconds: run_started.elapsed().as_secs_f64(),
             eval_loss: None,
         };
-        log.append(&metrics)?;
-        dashboard.step(&metrics, total_steps, epochs);
-        let every = recipe.run.checkpoint_every;
-        let interrupted = dashboard.interrupted();
-        if (every > 0 && done % every == 0) || done == total_steps || interrupted {
-            write_checkpoint(&out, done, &model, &optimizer)?;
-        }
+        let interrupted = record_step(
+            recipe,
+            &metrics,
+            total_steps,
+            epochs,
+            &log,
+            &mut dashboard,
+            &model,
+            &optimizer,
+        )?;
         if interrupted {
             stop = done;
             break;
@@ -495,7 +498,7 @@ pub fn held_out_loss<B: Backend>(
     (count > 0).then(|| sum / count as f64)
 }
 
-pub(crate) fn write_checkpoint<B: AutodiffBackend, M: AutodiffModule<B>, O: Optimizer<M, B>>(
+fn write_checkpoint<B: AutodiffBackend, M: AutodiffModule<B>, O: Optimizer<M, B>>(
     out: &Path,
     step: usize,
     model: &M,
@@ -523,6 +526,30 @@ pub(crate) fn write_checkpoint<B: AutodiffBackend, M: AutodiffModule<B>, O: Opti
     // The rename publishes the checkpoint whole; a crash before it leaves only the temp dir.
     let _ = std::fs::remove_dir_all(&final_dir);
     std::fs::rename(&tmp, &final_dir).map_err(io(&final_dir))
+}
+
+/// Records a finished step: appends it to `metrics.jsonl`, shows it, and writes a checkpoint
+/// when one is due (every `checkpoint_every` steps, at the last step, or when the user stopped
+/// the dashboard). Returns whether the user asked to stop.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn record_step<B: AutodiffBackend, M: AutodiffModule<B>, O: Optimizer<M, B>>(
+    recipe: &Recipe,
+    metrics: &StepMetrics,
+    total_steps: usize,
+    epochs: usize,
+    log: &MetricsLog,
+    dashboard: &mut Dashboard,
+    model: &M,
+    optimizer: &O,
+) -> Result<bool> {
+    log.append(metrics)?;
+    dashboard.step(metrics, total_steps, epochs);
+    let (done, every) = (metrics.step, recipe.run.checkpoint_every);
+    let interrupted = dashboard.interrupted();
+    if (every > 0 && done.is_multiple_of(every)) || done == total_steps || interrupted {
+        write_checkpoint(&recipe.run.output_dir, done, model, optimizer)?;
+    }
+    Ok(interrupted)
 }
 
 /// The newest complete checkpoint of a run.
