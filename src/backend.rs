@@ -9,8 +9,11 @@ use burn::tensor::backend::AutodiffBackend;
 
 use crate::{Error, Result};
 
-/// CPU backend (always compiled: the default and what the tests run on).
-pub type Cpu = burn::backend::NdArray<f32>;
+/// CPU backend (always compiled, the default): burn-flex, gemm-based, with AVX-512 kernels
+/// dispatched at run time on x86_64.
+pub type Cpu = burn::backend::Flex;
+/// The legacy ndarray CPU backend (`--device ndarray`), kept selectable for comparison.
+pub type Ndarray = burn::backend::NdArray<f32>;
 /// CUDA backend (`--features cuda`).
 #[cfg(feature = "cuda")]
 pub type Cuda = burn::backend::Cuda<f32>;
@@ -26,6 +29,7 @@ pub type Train<B> = burn::backend::Autodiff<B>;
 pub enum DeviceKind {
     #[default]
     Cpu,
+    Ndarray,
     Wgpu,
     Cuda,
 }
@@ -33,7 +37,7 @@ pub enum DeviceKind {
 impl DeviceKind {
     /// Devices compiled into this binary.
     pub fn available() -> Vec<DeviceKind> {
-        let mut kinds = vec![DeviceKind::Cpu];
+        let mut kinds = vec![DeviceKind::Cpu, DeviceKind::Ndarray];
         if cfg!(feature = "wgpu") {
             kinds.push(DeviceKind::Wgpu);
         }
@@ -48,6 +52,7 @@ impl fmt::Display for DeviceKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             DeviceKind::Cpu => "cpu",
+            DeviceKind::Ndarray => "ndarray",
             DeviceKind::Wgpu => "wgpu",
             DeviceKind::Cuda => "cuda",
         })
@@ -59,14 +64,15 @@ impl FromStr for DeviceKind {
 
     fn from_str(s: &str) -> Result<Self> {
         let kind = match s.to_ascii_lowercase().as_str() {
-            "cpu" | "ndarray" => DeviceKind::Cpu,
+            "cpu" | "flex" => DeviceKind::Cpu,
+            "ndarray" => DeviceKind::Ndarray,
             "wgpu" | "vulkan" | "metal" => DeviceKind::Wgpu,
             "cuda" | "gpu" => DeviceKind::Cuda,
             _ => {
                 return Err(Error::invalid(
                     "device",
                     s,
-                    "expected one of cpu, wgpu, cuda",
+                    "expected one of cpu (flex), ndarray, wgpu, cuda",
                 ));
             }
         };
@@ -97,6 +103,7 @@ pub fn run_on<J: BackendJob>(kind: DeviceKind, job: J) -> J::Output {
         DeviceKind::Wgpu => job.run::<Train<Wgpu>>(Default::default()),
         #[cfg(feature = "cuda")]
         DeviceKind::Cuda => job.run::<Train<Cuda>>(Default::default()),
+        DeviceKind::Ndarray => job.run::<Train<Ndarray>>(Default::default()),
         // `FromStr` refuses kinds that are not compiled in.
         _ => job.run::<Train<Cpu>>(Default::default()),
     }

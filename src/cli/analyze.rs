@@ -21,7 +21,7 @@ pub struct AnalyzeArgs {
     /// Output folder (spectral.csv, delta_sigma.png/svg, delta_d.png/svg).
     #[arg(long)]
     pub out: PathBuf,
-    /// Device: cpu, wgpu or cuda (those compiled in). The SVDs run on the host either way.
+    /// Device: cpu (burn-flex), ndarray, wgpu or cuda (those compiled in). The SVDs run on the host either way.
     #[arg(long, default_value = "cpu")]
     pub device: DeviceKind,
 }

@@ -54,7 +54,7 @@ pub struct GenerateBenchArgs {
     pub decode: usize,
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
-    /// Device: cpu, wgpu or cuda.
+    /// Device: cpu (burn-flex), ndarray, wgpu or cuda (those compiled in).
     #[arg(long, default_value = "cpu")]
     pub device: burn_peft::backend::DeviceKind,
 }

@@ -45,7 +45,7 @@ pub struct DemoArgs {
     /// AdamW learning rate.
     #[arg(long, default_value_t = 1e-2)]
     pub lr: f64,
-    /// Device: cpu, wgpu or cuda (those compiled in).
+    /// Device: cpu (burn-flex), ndarray, wgpu or cuda (those compiled in).
     #[arg(long, default_value = "cpu")]
     pub device: DeviceKind,
     #[arg(long, default_value_t = 0)]

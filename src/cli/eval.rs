@@ -25,7 +25,7 @@ pub struct EvalArgs {
     /// Adapter folder to apply (adapter_config.json + adapter_model.safetensors).
     #[arg(long, requires = "model")]
     pub adapter: Option<PathBuf>,
-    /// Device: cpu, wgpu or cuda (those compiled in).
+    /// Device: cpu (burn-flex), ndarray, wgpu or cuda (those compiled in).
     #[arg(long, default_value = "cpu")]
     pub device: DeviceKind,
     /// gsm8k, math, math500, humaneval, glue-{cola,sst2,mrpc,rte,stsb,qnli,wnli}, perplexity.

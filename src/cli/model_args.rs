@@ -17,7 +17,7 @@ pub struct ModelArgs {
     /// Adapter folder to apply (adapter_config.json + adapter_model.safetensors).
     #[arg(long)]
     pub adapter: Option<PathBuf>,
-    /// Device: cpu, wgpu or cuda (those compiled in).
+    /// Device: cpu (burn-flex), ndarray, wgpu or cuda (those compiled in).
     #[arg(long, default_value = "cpu")]
     pub device: DeviceKind,
 }
