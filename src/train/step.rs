@@ -2,11 +2,12 @@
 //! regularizer in its configured mode (METHODS.md), the optional LoRA-FA gradient correction and
 //! the optimizer update.
 
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, Module};
 use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 
 use crate::Result;
+use crate::adapter::regularizer::Regularization;
 use crate::adapter::{AdapterConfig, HasAdapters, Method, RegularizerMode, lora_fa, regularizer};
 
 /// What a step did, for logging.
@@ -61,7 +62,9 @@ impl PeftStep {
         }
     }
 
-    /// Applies one update with the (averaged) task gradients `grads` at scheduled rate `lr`.
+    /// Applies one update with the (averaged) task gradients `grads` at scheduled rate `lr`:
+    /// [`before_update`](Self::before_update), the optimizer step, then
+    /// [`after_update`](Self::after_update).
     pub fn apply<B, M, O>(
         &self,
         model: M,
@@ -74,26 +77,55 @@ impl PeftStep {
         M: AutodiffModule<B> + HasAdapters<B>,
         O: Optimizer<M, B>,
     {
+        let (report, reg) = self.before_update::<B, M>(&model, &mut grads)?;
+        let model = optimizer.step(lr, model, grads);
+        Ok((self.after_update::<B, M>(model, &reg), report))
+    }
+
+    /// The part of a step before the optimizer update: clips the task gradients in `grads` to
+    /// the global norm, adds the reference-mode regularizer gradient and applies the LoRA-FA
+    /// correction. Returns the step's report and the regularizer for
+    /// [`after_update`](Self::after_update). Split from [`apply`](Self::apply) so that loops
+    /// which own the optimizer call (burn-train's `TrainStep::optimize`) run the same rule.
+    pub fn before_update<B, M>(
+        &self,
+        model: &M,
+        grads: &mut GradientsParams,
+    ) -> Result<(StepReport, Regularization<B::InnerBackend>)>
+    where
+        B: AutodiffBackend,
+        M: Module<B> + HasAdapters<B>,
+    {
         let grad_norm = match self.max_grad_norm {
-            Some(max) => super::clip_global_norm(&model, &mut grads, max),
-            None => super::clip::clip_global_norm(&model, &mut grads, f64::INFINITY),
+            Some(max) => super::clip_global_norm(model, grads, max),
+            None => super::clip::clip_global_norm(model, grads, f64::INFINITY),
         };
-        let reg = regularizer::regularizer_gradients::<B, M>(&model);
+        let reg = regularizer::regularizer_gradients::<B, M>(model);
         let report = StepReport {
             grad_norm,
             regularizer: reg.value,
         };
         if self.gamma > 0.0 && self.regularizer_mode == RegularizerMode::Reference {
             let weight = self.gamma / self.base_lr / self.regularizer_divisor;
-            regularizer::add_to_gradients::<B>(&mut grads, &reg, weight);
+            regularizer::add_to_gradients::<B>(grads, &reg, weight);
         }
         if self.lora_fa_correction {
-            lora_fa::correct_gradients::<B, M>(&model, &mut grads)?;
+            lora_fa::correct_gradients::<B, M>(model, grads)?;
         }
-        let mut model = optimizer.step(lr, model, grads);
+        Ok((report, reg))
+    }
+
+    /// The part of a step after the optimizer update: the separate-mode regularizer step
+    /// `p ← p − γ ∇L_reg` with the gradient `reg` taken before the update.
+    pub fn after_update<B, M>(&self, model: M, reg: &Regularization<B::InnerBackend>) -> M
+    where
+        B: AutodiffBackend,
+        M: Module<B>,
+    {
         if self.gamma > 0.0 && self.regularizer_mode == RegularizerMode::Separate {
-            model = regularizer::separate_step::<B, M>(model, &reg, self.gamma);
+            regularizer::separate_step::<B, M>(model, reg, self.gamma)
+        } else {
+            model
         }
-        Ok((model, report))
     }
 }
