@@ -24,19 +24,31 @@ use burn::tensor::backend::Backend;
 use crate::adapter::{SharedFactors, Targets};
 
 /// A model whose linear layers can carry adapters.
+///
+/// burn-peft's decoders and encoders implement it, and so can a Burn model of your own: hold a
+/// [`PeftLinear`] wherever a layer may get an adapter and a [`SharedFactors`] field, and list
+/// the slots here (see [`crate::peft`]).
 pub trait PeftModel<B: Backend>: Module<B> {
-    /// Every linear layer with its full HF module name (`model.layers.0.self_attn.q_proj`), in
-    /// model order.
+    /// Every linear layer with its full module name (HF models: `model.layers.0.self_attn.q_proj`),
+    /// in model order. Targets match these names, and saved adapters use them
+    /// (`base_model.model.<name>.…`).
     fn linears(&self) -> Vec<(String, &PeftLinear<B>)>;
     /// The same, mutable.
     fn linears_mut(&mut self) -> Vec<(String, &mut PeftLinear<B>)>;
-    /// Factors shared between layers (LoTR).
+    /// Factors shared between layers (LoTR; empty for the other methods).
     fn shared(&self) -> &SharedFactors<B>;
+    /// The same, mutable.
     fn shared_mut(&mut self) -> &mut SharedFactors<B>;
-    /// Output heads, which `all-linear` leaves out.
-    fn is_head(&self, name: &str) -> bool;
-    /// Targets when the config names none (PEFT's per-architecture defaults).
-    fn default_targets(&self) -> Targets;
+    /// Output heads, which `all-linear` leaves out. Default: none.
+    fn is_head(&self, _name: &str) -> bool {
+        false
+    }
+    /// Targets when the config names none (PEFT's per-architecture defaults). Default:
+    /// `all-linear`, every slot except the heads (a model of your own holds slots only where it
+    /// wants adapters).
+    fn default_targets(&self) -> Targets {
+        Targets::Pattern(crate::adapter::targets::ALL_LINEAR.to_string())
+    }
 }
 
 /// What loading a checkpoint found besides the tensors the model used.
