@@ -16,6 +16,7 @@ pub mod eval;
 pub mod io;
 pub mod linalg;
 pub mod model;
+pub mod peft;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -4,6 +4,7 @@
 pub mod classifier;
 pub mod clip;
 pub mod dashboard;
+pub mod learner;
 pub mod metrics;
 pub mod recipe;
 pub mod schedule;
