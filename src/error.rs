@@ -31,6 +31,10 @@ pub enum Error {
     /// A file is not what it claims to be (truncated, malformed header, wrong dtype, …).
     #[error("{path}: {message}")]
     BadFile { path: PathBuf, message: String },
+    /// A training step produced a non-finite loss or gradient norm; the run stopped before
+    /// saving anything of that step.
+    #[error("training diverged at step {step}: {message}")]
+    Diverged { step: usize, message: String },
     /// I/O on a named file.
     #[error("{path}: {source}")]
     Io {

@@ -441,3 +441,284 @@ fn fresh_head_for_a_new_task() {
     assert_eq!(report.unused, ["classifier.bias", "classifier.weight"]);
     assert_eq!(logits(&bert, &reference(BERT)).dims(), [2, 1]);
 }
+
+const ROBERTA_LORA: &str = "tiny-roberta-cls-lora";
+
+#[test]
+fn missing_head_is_created_as_transformers_does() {
+    // A pretrained body without a classifier, as `roberta-base` is on the Hub.
+    let dir = modified_fixture(
+        ROBERTA,
+        "headless",
+        |_| {},
+        |n| (!n.starts_with("classifier.")).then(|| n.to_string()),
+    );
+    let head = HeadInit::IfMissing {
+        num_labels: 3,
+        seed: 5,
+    };
+    let (model, report) = EncoderClassifier::<B>::load_with(&dir.0, head, &device()).unwrap();
+    assert_eq!(
+        report.initialized,
+        [
+            "classifier.dense.weight",
+            "classifier.dense.bias",
+            "classifier.out_proj.weight",
+            "classifier.out_proj.bias",
+        ]
+    );
+    assert!(report.unused.is_empty(), "{:?}", report.unused);
+    assert_eq!(model.config.num_labels, 3);
+    assert_eq!(logits(&model, &reference(ROBERTA)).dims(), [2, 3]);
+    // transformers' init: weights N(0, initializer_range = 0.02), biases zero.
+    let dense = model.classifier.dense.as_ref().unwrap().base();
+    let w: Vec<f32> = dense.weight.val().into_data().to_vec().unwrap();
+    let mean = w.iter().sum::<f32>() / w.len() as f32;
+    let std = (w.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / w.len() as f32).sqrt();
+    assert!(
+        (std - 0.02).abs() < 0.002 && mean.abs() < 0.002,
+        "{mean} ± {std}"
+    );
+    let bias: f32 = dense
+        .bias
+        .as_ref()
+        .unwrap()
+        .val()
+        .abs()
+        .max()
+        .into_scalar()
+        .elem();
+    assert_eq!(bias, 0.0);
+
+    // A checkpoint with its head loads it: nothing is new, the logits are transformers'.
+    let (full, report) =
+        EncoderClassifier::<B>::load_with(&fixture(ROBERTA), head, &device()).unwrap();
+    assert!(report.initialized.is_empty(), "{:?}", report.initialized);
+    assert_eq!(full.config.num_labels, 2);
+    let r = reference(ROBERTA);
+    assert_parity("roberta, head loaded", logits(&full, &r), r.logits);
+
+    // BERT without pooler and classifier: both are new.
+    let dir = modified_fixture(
+        BERT,
+        "headless-bert",
+        |_| {},
+        |n| (!n.starts_with("classifier") && !n.contains("pooler")).then(|| n.to_string()),
+    );
+    let (_, report) = EncoderClassifier::<B>::load_with(&dir.0, head, &device()).unwrap();
+    assert_eq!(
+        report.initialized,
+        [
+            "bert.pooler.dense.weight",
+            "bert.pooler.dense.bias",
+            "classifier.weight",
+            "classifier.bias",
+        ]
+    );
+}
+
+fn burn_peft(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_burn-peft"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn burn_peft_ok(args: &[&str]) {
+    let out = burn_peft(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 paths")
+}
+
+/// `logits` of a `forward --out` file.
+fn forward_logits(file: &Path) -> Tensor<B, 2> {
+    let ckpt = Checkpoint::open_files(&[file.to_path_buf()]).unwrap();
+    ckpt.tensor::<B, 2>("logits", [2, 2], &device()).unwrap()
+}
+
+/// A tokenizer.json that splits on whitespace and maps the word `tN` to id N (adding nothing),
+/// and an SST-2 file whose rows encode to the real tokens of each row of `r`'s batch: `eval`
+/// then sees exactly the fixture's inputs.
+fn inputs_as_text(r: &Reference, dir: &Path) -> (PathBuf, PathBuf) {
+    let ids: Vec<i64> = r.input_ids.clone().into_data().to_vec().unwrap();
+    let mask: Vec<i64> = r.attention_mask.clone().into_data().to_vec().unwrap();
+    let [_, seq] = r.input_ids.dims();
+    let mut vocab = serde_json::Map::new();
+    vocab.insert("[UNK]".into(), 0.into());
+    let mut tsv = String::from("sentence\tlabel\n");
+    for (row, mask) in ids.chunks(seq).zip(mask.chunks(seq)) {
+        let words: Vec<String> = row
+            .iter()
+            .zip(mask)
+            .filter(|(_, m)| **m == 1)
+            .map(|(id, _)| {
+                vocab.insert(format!("t{id}"), (*id).into());
+                format!("t{id}")
+            })
+            .collect();
+        tsv.push_str(&format!("{}\t0\n", words.join(" ")));
+    }
+    let tokenizer = serde_json::json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": [],
+        "normalizer": null,
+        "pre_tokenizer": {"type": "WhitespaceSplit"},
+        "post_processor": null,
+        "decoder": null,
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
+    });
+    let (tok, data) = (dir.join("tokenizer.json"), dir.join("rows.tsv"));
+    std::fs::write(&tok, tokenizer.to_string()).unwrap();
+    std::fs::write(&data, tsv).unwrap();
+    (tok, data)
+}
+
+/// The head outputs `eval` recorded per example.
+fn eval_outputs(records: &Path) -> Tensor<B, 2> {
+    let text = std::fs::read_to_string(records).unwrap();
+    let rows: Vec<Vec<f32>> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            serde_json::from_value(v["outputs"].clone()).expect("records carry the outputs")
+        })
+        .collect();
+    let (n, k) = (rows.len(), rows[0].len());
+    Tensor::from_data(TensorData::new(rows.concat(), [n, k]), &device())
+}
+
+#[test]
+fn peft_adapter_with_head_gives_peft_logits() {
+    use burn_peft::model::any::{AnyModel, load_with_adapter};
+    let r = reference(ROBERTA_LORA);
+    let (model, report) =
+        load_with_adapter::<B>(&fixture(ROBERTA), &fixture(ROBERTA_LORA), &device()).unwrap();
+    assert!(report.unused.is_empty(), "{:?}", report.unused);
+    let AnyModel::Encoder(model) = model else {
+        panic!("an encoder")
+    };
+    let diff = assert_parity("PEFT LoRA + head", logits(&model, &r), r.logits.clone());
+    println!("tiny-roberta-cls-lora: max |Δlogits| vs PEFT = {diff:e}");
+    // The adapter's head is what makes the difference: the base head is far off.
+    let base = max_abs_diff(logits(&load(ROBERTA), &r), r.logits.clone());
+    assert!(base > 0.05, "base head only {base} from PEFT's logits");
+    let merged = merge_adapters(model);
+    assert_parity("merged", logits(&merged, &r), r.logits.clone());
+
+    // The same through the commands.
+    let dir = TempDir::new("peft-head-cli");
+    let (base_dir, adapter_dir) = (fixture(ROBERTA), fixture(ROBERTA_LORA));
+    let inputs = adapter_dir.join("reference.safetensors");
+    let out = dir.0.join("forward.safetensors");
+    burn_peft_ok(&[
+        "forward",
+        "--model",
+        path(&base_dir),
+        "--adapter",
+        path(&adapter_dir),
+        "--inputs",
+        path(&inputs),
+        "--out",
+        path(&out),
+    ]);
+    assert_close("forward", forward_logits(&out), r.logits.clone());
+    let merged_dir = dir.0.join("merged");
+    burn_peft_ok(&[
+        "merge",
+        "--model",
+        path(&base_dir),
+        "--adapter",
+        path(&adapter_dir),
+        "--out",
+        path(&merged_dir),
+    ]);
+    let out = dir.0.join("merged.safetensors");
+    burn_peft_ok(&[
+        "forward",
+        "--model",
+        path(&merged_dir),
+        "--inputs",
+        path(&inputs),
+        "--out",
+        path(&out),
+    ]);
+    assert_close(
+        "merge, then forward",
+        forward_logits(&out),
+        r.logits.clone(),
+    );
+    let (tokenizer, data) = inputs_as_text(&r, &dir.0);
+    for (i, (tag, model, adapter)) in [
+        ("eval", &base_dir, Some(&adapter_dir)),
+        ("merge, then eval", &merged_dir, None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let results = dir.0.join(format!("eval-{i}.json"));
+        let mut args = vec![
+            "eval",
+            "--model",
+            path(model),
+            "--tokenizer",
+            path(&tokenizer),
+            "--task",
+            "glue-sst2",
+            "--data",
+            path(&data),
+            "--batch-size",
+            "2",
+            "--out",
+            path(&results),
+        ];
+        if let Some(adapter) = adapter {
+            args.extend(["--adapter", path(adapter)]);
+        }
+        burn_peft_ok(&args);
+        let records = results.with_file_name(format!("eval-{i}.records.jsonl"));
+        assert_close(tag, eval_outputs(&records), r.logits.clone());
+    }
+}
+
+#[test]
+fn peft_adapter_tensors_must_match_the_model() {
+    let dir = TempDir::new("peft-head-bad");
+    let src = fixture(ROBERTA_LORA);
+    std::fs::copy(
+        src.join("adapter_config.json"),
+        dir.0.join("adapter_config.json"),
+    )
+    .unwrap();
+    let ckpt = Checkpoint::open_files(&[src.join("adapter_model.safetensors")]).unwrap();
+    let renamed = "base_model.model.classifier.extra.weight";
+    let tensors = ckpt
+        .names()
+        .into_iter()
+        .map(|n| {
+            let (values, shape) = ckpt.read_f32(n).unwrap();
+            let name = n.replace("classifier.dense.weight", "classifier.extra.weight");
+            OutTensor::F32(name, shape, values)
+        })
+        .collect();
+    write_safetensors(&dir.0.join("adapter_model.safetensors"), tensors, None).unwrap();
+    let (base, _) = burn_peft::model::any::load_model::<B>(&fixture(ROBERTA), &device()).unwrap();
+    let err = base
+        .with_adapter(&dir.0)
+        .err()
+        .expect("a stray tensor")
+        .to_string();
+    assert!(
+        err.contains(renamed) && err.contains("adapter_model.safetensors"),
+        "{err}"
+    );
+}

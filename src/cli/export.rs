@@ -31,9 +31,9 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
     if let Some(base) = &args.base {
         // The export must apply to the base it is meant for.
         let device = Default::default();
-        let (model, _) =
-            burn_peft::model::any::load_model::<burn_peft::backend::Cpu>(base, &device)?;
-        model.with_adapter(&args.out)?;
+        burn_peft::model::any::load_with_adapter::<burn_peft::backend::Cpu>(
+            base, &args.out, &device,
+        )?;
     }
     eprintln!("wrote PEFT LoRA adapter to {}", args.out.display());
     Ok(())

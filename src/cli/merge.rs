@@ -6,7 +6,10 @@ use anyhow::Context;
 use burn::tensor::backend::AutodiffBackend;
 use burn_peft::backend::{BackendJob, run_on};
 use burn_peft::io::checkpoint::{OutTensor, write_safetensors};
+use burn_peft::io::write_atomic;
 use burn_peft::linalg::tensor_to_vec;
+use burn_peft::model::HfConfig;
+use burn_peft::model::any::AnyModel;
 use burn_peft::model::merge_adapters;
 
 use super::model_args::ModelArgs;
@@ -15,7 +18,9 @@ use super::model_args::ModelArgs;
 pub struct MergeArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Output folder (config.json, model.safetensors, tokenizer files).
+    /// Output folder (config.json, model.safetensors, tokenizer files). A trained
+    /// classification head is written with the model (config.json says
+    /// `*ForSequenceClassification` and its number of labels).
     #[arg(long)]
     pub out: PathBuf,
 }
@@ -47,35 +52,53 @@ impl BackendJob for Job {
                 args.model.model.display()
             );
         }
-        let model = args
-            .model
-            .load::<B::InnerBackend>(&device)?
-            .decoder()
-            .context("merge supports decoder models")?;
-        let merged = merge_adapters(model);
-        let tensors = merged
-            .hf_tensors()?
-            .into_iter()
-            .map(|(name, t)| {
-                // Norms and biases were widened to 2-D for a uniform list; write their true shape.
-                let dims = t.dims();
-                let shape = if name.ends_with("norm.weight") || name.ends_with(".bias") {
-                    vec![dims[1]]
-                } else {
-                    dims.to_vec()
-                };
-                OutTensor::F32(name, shape, tensor_to_vec(t))
-            })
-            .collect();
+        // The merged tensors and, for a classifier, its number of labels.
+        let (tensors, labels) = match args.model.load::<B::InnerBackend>(&device)? {
+            AnyModel::Decoder(model) => {
+                let merged = merge_adapters(model);
+                let labels = merged.score.as_ref().and(merged.config.num_labels);
+                let tensors = merged
+                    .hf_tensors()?
+                    .into_iter()
+                    // A sequence classifier has no LM head.
+                    .filter(|(name, _)| labels.is_none() || name != "lm_head.weight")
+                    .map(|(name, t)| {
+                        // Norms and biases were widened to 2-D for a uniform list; write their
+                        // true shape.
+                        let dims = t.dims();
+                        let shape = if name.ends_with("norm.weight") || name.ends_with(".bias") {
+                            vec![dims[1]]
+                        } else {
+                            dims.to_vec()
+                        };
+                        OutTensor::F32(name, shape, tensor_to_vec(t))
+                    })
+                    .collect();
+                (tensors, labels)
+            }
+            AnyModel::Encoder(model) => {
+                let merged = merge_adapters(model);
+                (merged.hf_tensors()?, Some(merged.config.num_labels))
+            }
+        };
         std::fs::create_dir_all(&args.out)
             .with_context(|| format!("creating {}", args.out.display()))?;
         write_safetensors(&args.out.join("model.safetensors"), tensors, None)?;
+        let config = HfConfig::read(&args.model.model)?;
+        let json = match labels {
+            Some(n) => config.for_classifier(n),
+            None => config.json.clone(),
+        };
+        let text = serde_json::to_string_pretty(&json).context("serialising config.json")?;
+        write_atomic(&args.out.join("config.json"), text.as_bytes())?;
         for file in [
-            "config.json",
             "generation_config.json",
             "tokenizer.json",
             "tokenizer_config.json",
             "special_tokens_map.json",
+            "vocab.json",
+            "merges.txt",
+            "vocab.txt",
         ] {
             let src = args.model.model.join(file);
             if src.is_file() {

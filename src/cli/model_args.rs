@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use burn::tensor::backend::Backend;
 use burn_peft::backend::DeviceKind;
-use burn_peft::model::any::{AnyModel, load_model};
+use burn_peft::model::any::{AnyModel, load_model, load_with_adapter};
 use burn_peft::model::tokenizer::TextTokenizer;
 use burn_peft::train::trainer::tokenizer_for;
 
@@ -23,17 +23,22 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    /// Loads the model and applies the adapter, warning about unused checkpoint tensors.
+    /// Loads the model and applies the adapter (with the head it carries, when the base has
+    /// none), warning about unused checkpoint tensors.
     pub fn load<B: Backend>(&self, device: &B::Device) -> anyhow::Result<AnyModel<B>> {
-        let (model, report) = load_model::<B>(&self.model, device)
-            .with_context(|| format!("loading {}", self.model.display()))?;
+        let (model, report) = match &self.adapter {
+            Some(dir) => load_with_adapter::<B>(&self.model, dir, device).with_context(|| {
+                format!(
+                    "loading {} with adapter {}",
+                    self.model.display(),
+                    dir.display()
+                )
+            })?,
+            None => load_model::<B>(&self.model, device)
+                .with_context(|| format!("loading {}", self.model.display()))?,
+        };
         report.warn();
-        match &self.adapter {
-            Some(dir) => model
-                .with_adapter(dir)
-                .with_context(|| format!("applying adapter {}", dir.display())),
-            None => Ok(model),
-        }
+        Ok(model)
     }
 
     /// The tokenizer: `explicit`, else `tokenizer.json` in the model folder (for a `.bin`, next

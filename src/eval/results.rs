@@ -56,6 +56,9 @@ pub struct ExampleRecord {
     /// A per-example number: STS-B's predicted score, a sequence's mean NLL.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score: Option<f64>,
+    /// A classifier's raw head outputs (logits; the score for regression).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<Vec<f32>>,
     /// e.g. the sandbox outcome of a failing program.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,

@@ -460,14 +460,21 @@ pub fn evaluate_classifier<B: Backend>(
     let records = examples
         .iter()
         .zip(&predictions)
+        .zip(outputs)
         .enumerate()
-        .map(|(i, (e, &p))| glue_record(task, i, e, p))
+        .map(|(i, ((e, &p), outputs))| glue_record(task, i, e, p, outputs))
         .collect();
     results.seconds = started.elapsed().as_secs_f64();
     Ok(Evaluation { results, records })
 }
 
-fn glue_record(task: GlueTask, i: usize, e: &GlueExample, p: GlueLabel) -> ExampleRecord {
+fn glue_record(
+    task: GlueTask,
+    i: usize,
+    e: &GlueExample,
+    p: GlueLabel,
+    outputs: Vec<f32>,
+) -> ExampleRecord {
     let prompt = match &e.text_b {
         Some(b) => format!("{}\t{b}", e.text_a),
         None => e.text_a.clone(),
@@ -482,6 +489,7 @@ fn glue_record(task: GlueTask, i: usize, e: &GlueExample, p: GlueLabel) -> Examp
             GlueLabel::Score(s) => Some(f64::from(s)),
             GlueLabel::Class(_) => None,
         },
+        outputs: Some(outputs),
         ..ExampleRecord::default()
     }
 }

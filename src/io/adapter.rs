@@ -9,6 +9,8 @@
 //!   `sorsa_A0`/`sorsa_S0`/`sorsa_B0`.
 //! - `lotr`: per group `lotr.<g>.L` `[out, r]`, `lotr.<g>.R` `[r, in]` (+ `L0`/`R0` for svd
 //!   init), per layer `<module>.lotr_G` `[r, r]` (+ `lotr_G0`) and its group in the config.
+//! - `modules_to_save` (a trained head, or one the base checkpoint lacks): the module's tensors
+//!   `<module>.weight` / `.bias` as PEFT saves them ([`super::modules_to_save`]).
 //!
 //! The burn-peft `AdapterConfig` travels in the config's `burn_peft` field.
 
@@ -20,6 +22,7 @@ use burn::tensor::{Tensor, backend::Backend};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{Checkpoint, OutTensor};
+use super::modules_to_save::{module_tensors, restore_modules};
 use super::peft::{CONFIG_FILE, WEIGHTS_FILE};
 use crate::adapter::linear::{add_in_f32, param};
 use crate::adapter::lotr::{LotrCore, LotrFactors};
@@ -28,6 +31,7 @@ use crate::adapter::sorsa::Sorsa;
 use crate::adapter::{AdaptedLinear, Adapter, AdapterConfig, Init, Method, SharedFactors};
 use crate::linalg::layout::{burn_to_hf, hf_to_burn};
 use crate::linalg::tensor_to_vec;
+use crate::model::inject::{saved_linears, selects};
 use crate::model::{PeftLinear, PeftModel};
 use crate::{Error, Result};
 
@@ -45,6 +49,10 @@ pub struct SavedAdapterConfig {
     pub target_modules: Vec<String>,
     #[serde(default)]
     pub base_model_name_or_path: String,
+    /// PEFT's list of modules saved whole (trained heads, and heads the base lacks); `null`
+    /// when there are none.
+    #[serde(default)]
+    pub modules_to_save: Option<Vec<String>>,
     /// The burn-peft configuration the adapter was built with.
     pub burn_peft: AdapterConfig,
     /// LoTR: each adapted module's group index.
@@ -58,6 +66,9 @@ pub struct SavedAdapterConfig {
 pub struct InitialAdapters<B: Backend> {
     pub layers: Vec<(String, Adapter<B>)>,
     pub shared: SharedFactors<B>,
+    /// Modules the base checkpoint lacks, created with the adapters (a new task head): saved
+    /// with the adapter, trained or not, so that it reloads onto the same base.
+    pub new_modules: Vec<String>,
 }
 
 impl<B: Backend> InitialAdapters<B> {
@@ -74,6 +85,7 @@ impl<B: Backend> InitialAdapters<B> {
         Self {
             layers,
             shared: model.shared().clone(),
+            new_modules: Vec::new(),
         }
     }
 }
@@ -196,15 +208,32 @@ pub fn save_adapter<B: Backend, M: PeftModel<B>>(
     }
     targets.sort();
     targets.dedup();
+    // Trained modules, and new ones no entry covers yet.
+    let mut modules = config.modules_to_save.clone();
+    modules.extend(
+        initial
+            .new_modules
+            .iter()
+            .filter(|m| !modules.iter().any(|e| selects(e, m)))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    tensors.extend(module_tensors(model, &modules)?);
+    // A model with a head other than the LM head is a sequence classifier (PEFT's SEQ_CLS).
+    let classifier = model
+        .linears()
+        .iter()
+        .any(|(name, _)| model.is_head(name) && name != "lm_head");
     let saved = SavedAdapterConfig {
         peft_type: peft_type(config.method, config).into(),
-        task_type: "CAUSAL_LM".into(),
+        task_type: if classifier { "SEQ_CLS" } else { "CAUSAL_LM" }.into(),
         r: config.rank,
         lora_alpha: config.alpha(),
         lora_dropout: config.dropout,
         use_rslora: config.rslora,
         target_modules: targets,
         base_model_name_or_path: base_model.into(),
+        modules_to_save: (!modules.is_empty()).then_some(modules),
         burn_peft: config.clone(),
         lotr_groups,
     };
@@ -382,6 +411,34 @@ pub fn load_adapter<B: Backend, M: PeftModel<B>>(
             message: "no adapter tensor matches a linear layer of this model: is it for another base model?".into(),
         });
     }
+    // Saved modules: the trained ones train on (when `trainable`), new frozen ones stay frozen.
+    let trained = |name: &str| trainable && cfg.modules_to_save.iter().any(|e| selects(e, name));
+    let restored = restore_modules(&mut model, &ckpt, trained)?;
+    // Every listed module must be in the file (adapters written before burn-peft saved heads
+    // list them in `burn_peft` only, and are refused rather than scored with the base head).
+    for entry in saved
+        .modules_to_save
+        .iter()
+        .flatten()
+        .chain(&cfg.modules_to_save)
+    {
+        let selected =
+            saved_linears(&model, std::slice::from_ref(entry)).map_err(|_| Error::BadFile {
+                path: config_path.clone(),
+                message: format!(
+                    "`modules_to_save` names `{entry}`, which this model does not have: is the \
+                     adapter for another base model?"
+                ),
+            })?;
+        if let Some(missing) = selected.iter().find(|n| !restored.contains(n)) {
+            return Err(Error::BadFile {
+                path: weights,
+                message: format!(
+                    "`modules_to_save` names `{entry}` but the file has no `{PREFIX}{missing}.weight`"
+                ),
+            });
+        }
+    }
     // Every saved factor must have been used: leftovers mean a different model.
     if let Some(unused) = ckpt
         .unused()
@@ -399,6 +456,7 @@ pub fn load_adapter<B: Backend, M: PeftModel<B>>(
     let initial = InitialAdapters {
         layers: initial_layers,
         shared: initial_shared,
+        new_modules: Vec::new(),
     };
     Ok((model, saved, initial))
 }

@@ -4,7 +4,8 @@
 //!   (SORSA: `[diag(S) A; diag(S₀) A₀]`), `alpha ← 2·alpha` (rsLoRA: `alpha·√2`) so the scale
 //!   is unchanged;
 //! - LoTR: per layer `lora_A = G_s R`, `lora_B = L` (and the rank-2r difference for svd init);
-//! - LoRA and LoRA-FA (unsplit) are copied as they are.
+//! - LoRA and LoRA-FA (unsplit) are copied as they are;
+//! - saved modules (`modules_to_save`, e.g. a trained head) are copied as they are.
 
 use std::path::Path;
 
@@ -14,6 +15,7 @@ use super::adapter::SavedAdapterConfig;
 use super::checkpoint::{Checkpoint, OutTensor};
 use super::peft::WEIGHTS_FILE;
 use crate::adapter::{Init, Method};
+use crate::model::inject::selects;
 use crate::{Error, Result};
 
 const PREFIX: &str = "base_model.model.";
@@ -152,6 +154,18 @@ pub fn export_peft_lora(adapter_dir: &Path, out: &Path) -> Result<()> {
             message: "no adapter factors found".into(),
         });
     }
+    // Saved modules (a trained head) are PEFT's own `modules_to_save` tensors: copied as they are.
+    let saved_modules = saved.modules_to_save.clone().unwrap_or_default();
+    for name in ckpt.names() {
+        let module = name.strip_prefix(PREFIX).and_then(|n| {
+            n.strip_suffix(".weight")
+                .or_else(|| n.strip_suffix(".bias"))
+        });
+        if module.is_some_and(|m| saved_modules.iter().any(|e| selects(e, m))) {
+            let (values, shape) = ckpt.read_f32(name)?;
+            tensors.push(OutTensor::F32(name.to_string(), shape, values));
+        }
+    }
     let (r, alpha) = if split {
         let alpha = if cfg.rslora {
             saved.lora_alpha * 2f64.sqrt()
@@ -174,7 +188,7 @@ pub fn export_peft_lora(adapter_dir: &Path, out: &Path) -> Result<()> {
         "fan_in_fan_out": false,
         "init_lora_weights": true,
         "inference_mode": true,
-        "modules_to_save": null,
+        "modules_to_save": saved.modules_to_save,
         "target_modules": saved.target_modules,
         "base_model_name_or_path": saved.base_model_name_or_path,
     });

@@ -5,6 +5,7 @@
 pub mod adapter;
 pub mod checkpoint;
 pub mod export;
+pub mod modules_to_save;
 pub mod peft;
 
 use std::io::Write;
@@ -36,6 +37,24 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
         path: path.to_path_buf(),
         message: e.to_string(),
     })
+}
+
+/// Refuses to write a non-finite value (a diverged run): errors naming the file and the tensor.
+pub fn ensure_finite(path: &Path, tensors: &[checkpoint::OutTensor]) -> Result<()> {
+    for tensor in tensors {
+        let (name, values) = match tensor {
+            checkpoint::OutTensor::F32(name, _, values)
+            | checkpoint::OutTensor::Bf16(name, _, values) => (name, values),
+            checkpoint::OutTensor::I64(..) => continue,
+        };
+        if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+            return Err(Error::BadFile {
+                path: path.to_path_buf(),
+                message: format!("not written: tensor `{name}` holds {v} (the run diverged)"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so

@@ -9,6 +9,7 @@ use burn::tensor::backend::Backend;
 use serde::Deserialize;
 
 use super::checkpoint::Checkpoint;
+use super::modules_to_save::restore_modules;
 use crate::adapter::linear::param;
 use crate::adapter::low_rank::LowRank;
 use crate::adapter::{AdaptedLinear, Adapter};
@@ -26,6 +27,7 @@ pub fn write_adapter_folder<C: serde::Serialize>(
     tensors: Vec<super::checkpoint::OutTensor>,
     config: &C,
 ) -> Result<()> {
+    super::ensure_finite(&dir.join(WEIGHTS_FILE), &tensors)?;
     std::fs::create_dir_all(dir).map_err(|source| Error::Io {
         path: dir.to_path_buf(),
         source,
@@ -112,19 +114,12 @@ pub fn load_peft_lora<B: Backend, M: PeftModel<B>>(mut model: M, dir: &Path) -> 
     let mut slots = model.linears_mut();
     let mut applied = 0;
     for name in ckpt.names() {
+        // Other tensors: lora_B (read with its A) and saved modules (read below).
         let Some(module) = name
             .strip_prefix(PREFIX)
             .and_then(|n| n.strip_suffix(".lora_A.weight"))
         else {
-            if name.ends_with(".lora_B.weight") {
-                continue;
-            }
-            return Err(Error::BadFile {
-                path: weights_path,
-                message: format!(
-                    "tensor `{name}` is not a LoRA factor (modules_to_save and other PEFT types are not supported)"
-                ),
-            });
+            continue;
         };
         let Some((_, slot)) = slots.iter_mut().find(|(n, _)| n == module) else {
             return Err(Error::BadFile {
@@ -156,5 +151,17 @@ pub fn load_peft_lora<B: Backend, M: PeftModel<B>>(mut model: M, dir: &Path) -> 
         });
     }
     drop(slots);
+    // `modules_to_save` (a SEQ_CLS adapter's head). PEFT lists `classifier` and `score` for
+    // every SEQ_CLS model, so entries without tensors are fine; tensors without a layer are not.
+    restore_modules(&mut model, &ckpt, |_| false)?;
+    if let Some(name) = ckpt.unused().first() {
+        return Err(Error::BadFile {
+            path: weights_path,
+            message: format!(
+                "tensor `{name}` is neither a LoRA factor nor the weight of a linear layer of this \
+                 model (other PEFT types and non-linear modules_to_save are not supported)"
+            ),
+        });
+    }
     Ok(model)
 }

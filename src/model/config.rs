@@ -34,6 +34,18 @@ impl ModelType {
         })
     }
 
+    /// The name transformers' classes start with (`Llama` in `LlamaForCausalLM`).
+    pub fn class_prefix(self) -> &'static str {
+        match self {
+            ModelType::Llama => "Llama",
+            ModelType::Mistral => "Mistral",
+            ModelType::Qwen2 => "Qwen2",
+            ModelType::Gemma => "Gemma",
+            ModelType::Bert => "Bert",
+            ModelType::Roberta => "Roberta",
+        }
+    }
+
     pub fn is_decoder(self) -> bool {
         matches!(
             self,
@@ -74,6 +86,47 @@ impl HfConfig {
             model_type,
             json,
         })
+    }
+
+    /// This config for a `*ForSequenceClassification` model with `num_labels` outputs (a merged
+    /// model with a trained head): `architectures` set accordingly and, when the number of
+    /// labels changes, transformers' generic `LABEL_i` names.
+    pub fn for_classifier(&self, num_labels: usize) -> serde_json::Value {
+        let mut json = self.json.clone();
+        let Some(map) = json.as_object_mut() else {
+            return json;
+        };
+        let class = format!(
+            "{}ForSequenceClassification",
+            self.model_type.class_prefix()
+        );
+        map.insert("architectures".into(), serde_json::json!([class]));
+        let current = map
+            .get("id2label")
+            .and_then(|m| m.as_object())
+            .map(|m| m.len())
+            .or_else(|| {
+                map.get("num_labels")
+                    .and_then(|n| n.as_u64())
+                    .map(|n| n as usize)
+            });
+        if current != Some(num_labels) {
+            let names: Vec<String> = (0..num_labels).map(|i| format!("LABEL_{i}")).collect();
+            let id2label: serde_json::Map<String, serde_json::Value> = names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (i.to_string(), n.clone().into()))
+                .collect();
+            let label2id: serde_json::Map<String, serde_json::Value> = names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.clone(), i.into()))
+                .collect();
+            map.insert("id2label".into(), id2label.into());
+            map.insert("label2id".into(), label2id.into());
+            map.remove("num_labels");
+        }
+        json
     }
 
     /// Deserialises the config into an architecture's typed view.

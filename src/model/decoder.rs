@@ -374,6 +374,7 @@ impl<B: Backend> Decoder<B> {
             model,
             LoadReport {
                 unused: ckpt.unused(),
+                ..LoadReport::default()
             },
         ))
     }

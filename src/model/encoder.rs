@@ -20,8 +20,9 @@ use super::config::{HfConfig, ModelType};
 use super::linear::{PeftLinear, frozen, frozen_linear};
 use super::{LoadReport, PeftModel};
 use crate::adapter::{AdaptedLinear, HasAdapters, SharedFactors, Targets};
-use crate::io::checkpoint::Checkpoint;
-use crate::linalg::{gaussian, mat_to_tensor};
+use crate::io::checkpoint::{Checkpoint, OutTensor};
+use crate::linalg::layout::burn_to_hf;
+use crate::linalg::{gaussian, mat_to_tensor, tensor_to_vec};
 use crate::{Error, Result};
 
 /// The feed-forward activation (`hidden_act`).
@@ -270,6 +271,12 @@ pub enum HeadInit {
     /// pooler is part of the pretrained body and is loaded when present, new otherwise. The new
     /// head is frozen like every base layer: name it in `modules_to_save` to train it.
     Fresh { num_labels: usize, seed: u64 },
+    /// From the checkpoint where it holds the head's tensors, new (as [`Fresh`](Self::Fresh))
+    /// where it lacks them, as transformers' `from_pretrained` does for a pretrained body such as
+    /// `roberta-base`: each head linear (and BERT's pooler) is taken or created on its own, and
+    /// the created tensors are listed in [`LoadReport::initialized`]. `num_labels` sizes a new
+    /// output layer; a loaded one keeps the checkpoint's.
+    IfMissing { num_labels: usize, seed: u64 },
 }
 
 /// Word, position and token-type embeddings, summed and layer-normalised.
@@ -488,11 +495,12 @@ impl<B: Backend> EncoderClassifier<B> {
     pub fn load_with(dir: &Path, head: HeadInit, device: &B::Device) -> Result<(Self, LoadReport)> {
         let config = EncoderConfig::read(dir)?;
         let ckpt = Checkpoint::open_dir(dir)?;
-        let model = Self::from_checkpoint(config, &ckpt, head, device)?;
+        let (model, initialized) = Self::build(config, &ckpt, head, device)?;
         Ok((
             model,
             LoadReport {
                 unused: ckpt.unused(),
+                initialized,
             },
         ))
     }
@@ -500,11 +508,21 @@ impl<B: Backend> EncoderClassifier<B> {
     /// Builds the model from an opened checkpoint. Body tensors may carry the `bert.` /
     /// `roberta.` prefix (task models) or none (a bare `BertModel`); head tensors are unprefixed.
     pub fn from_checkpoint(
-        mut config: EncoderConfig,
+        config: EncoderConfig,
         ckpt: &Checkpoint,
         head: HeadInit,
         device: &B::Device,
     ) -> Result<Self> {
+        Self::build(config, ckpt, head, device).map(|(model, _)| model)
+    }
+
+    /// [`from_checkpoint`](Self::from_checkpoint), also returning the newly initialised tensors.
+    fn build(
+        mut config: EncoderConfig,
+        ckpt: &Checkpoint,
+        head: HeadInit,
+        device: &B::Device,
+    ) -> Result<(Self, Vec<String>)> {
         let probe = "embeddings.word_embeddings.weight";
         let body = [config.body_prefix(), ""]
             .into_iter()
@@ -548,58 +566,79 @@ impl<B: Backend> EncoderClassifier<B> {
             })
             .collect::<Result<Vec<_>>>()?;
 
-        let num_labels = match head {
-            HeadInit::Checkpoint => config.num_labels,
-            HeadInit::Fresh { num_labels: 0, .. } => {
-                return Err(Error::invalid(
-                    "num_labels",
-                    0,
-                    "a head needs at least one output",
-                ));
-            }
-            HeadInit::Fresh { num_labels, .. } => {
-                config.num_labels = num_labels;
-                config.problem_type = ProblemType::default_for(num_labels);
-                num_labels
-            }
+        let (new_labels, seed, always_new) = match head {
+            HeadInit::Checkpoint => (config.num_labels, None, false),
+            HeadInit::Fresh { num_labels, seed } => (num_labels, Some(seed), true),
+            HeadInit::IfMissing { num_labels, seed } => (num_labels, Some(seed), false),
         };
-        let mut rng = match head {
-            HeadInit::Fresh { seed, .. } => Some(gaussian::rng(seed)),
-            HeadInit::Checkpoint => None,
+        if new_labels == 0 {
+            return Err(Error::invalid(
+                "num_labels",
+                0,
+                "a head needs at least one output",
+            ));
+        }
+        let out_proj = match config.model_type {
+            ModelType::Roberta => "classifier.out_proj",
+            _ => "classifier",
         };
+        // A head linear is new when asked for, or when allowed and the checkpoint lacks it.
+        let is_new = |name: &str| {
+            seed.is_some() && (always_new || !ckpt.contains(&format!("{name}.weight")))
+        };
+        let num_labels = if is_new(out_proj) {
+            new_labels
+        } else {
+            config.num_labels
+        };
+        if num_labels != config.num_labels {
+            config.num_labels = num_labels;
+            config.problem_type = ProblemType::default_for(num_labels);
+        }
+        let mut rng = seed.map(gaussian::rng);
+        let mut initialized = Vec::new();
         let std = config.initializer_range;
-        // A head linear `[h] -> [out]`: new for a fresh head, else from the checkpoint.
-        let mut head_linear = |name: &str, out: usize| match rng.as_mut() {
-            Some(rng) => Ok(fresh_linear::<B>(h, out, std, rng, device)),
-            None => loader.linear(name, h, out),
+        // A head linear `[h] -> [out]`: new (transformers' init) or from the checkpoint.
+        let mut head_linear = |name: &str, out: usize, new: bool| match rng.as_mut() {
+            Some(rng) if new => {
+                initialized.extend([format!("{name}.weight"), format!("{name}.bias")]);
+                Ok(fresh_linear::<B>(h, out, std, rng, device))
+            }
+            _ => loader.linear(name, h, out),
         };
+        let pooler_name = format!("{body}pooler.dense");
         let pooler = match config.model_type {
             ModelType::Roberta => None,
             // Part of the pretrained body: loaded whenever the checkpoint has it.
-            _ if ckpt.contains(&format!("{body}pooler.dense.weight")) => {
-                Some(loader.body_linear("pooler.dense", h, h)?)
+            _ => {
+                let new = seed.is_some() && !ckpt.contains(&format!("{pooler_name}.weight"));
+                Some(head_linear(&pooler_name, h, new)?)
             }
-            _ => Some(head_linear(&format!("{body}pooler.dense"), h)?),
         };
         let classifier = match config.model_type {
             ModelType::Roberta => ClassificationHead {
-                dense: Some(head_linear("classifier.dense", h)?),
-                out_proj: head_linear("classifier.out_proj", num_labels)?,
+                dense: Some(head_linear(
+                    "classifier.dense",
+                    h,
+                    is_new("classifier.dense"),
+                )?),
+                out_proj: head_linear(out_proj, num_labels, is_new(out_proj))?,
             },
             _ => ClassificationHead {
                 dense: None,
-                out_proj: head_linear("classifier", num_labels)?,
+                out_proj: head_linear(out_proj, num_labels, is_new(out_proj))?,
             },
         };
 
-        Ok(Self {
+        let model = Self {
             embeddings,
             layers,
             pooler,
             classifier,
             shared: SharedFactors::default(),
             config,
-        })
+        };
+        Ok((model, initialized))
     }
 
     /// Logits `[batch, num_labels]` for `input_ids` `[batch, seq]` with `attention_mask` (1 for
@@ -670,6 +709,79 @@ impl<B: Backend> EncoderClassifier<B> {
             + e.position.forward(positions)
             + e.token_type.forward(token_types);
         e.norm.forward(sum)
+    }
+
+    /// Every weight under its HF name (`roberta.`/`bert.` body prefix, unprefixed head) in HF
+    /// layout, for writing a merged model folder. Errors when an adapter is still attached:
+    /// merge first.
+    pub fn hf_tensors(&self) -> Result<Vec<OutTensor>> {
+        let body = self.config.body_prefix();
+        let mut out = Vec::new();
+        let mut push = |name: String, shape: Vec<usize>, values: Vec<f32>| {
+            out.push(OutTensor::F32(name, shape, values));
+        };
+        let e = &self.embeddings;
+        for (name, table) in [
+            ("word_embeddings", &e.word),
+            ("position_embeddings", &e.position),
+            ("token_type_embeddings", &e.token_type),
+        ] {
+            let weight = table.weight.val();
+            push(
+                format!("{body}embeddings.{name}.weight"),
+                weight.dims().to_vec(),
+                tensor_to_vec(weight),
+            );
+        }
+        let mut norm = |name: String, n: &LayerNorm<B>| {
+            let gamma = n.gamma.val();
+            push(
+                format!("{name}.weight"),
+                gamma.dims().to_vec(),
+                tensor_to_vec(gamma),
+            );
+            if let Some(beta) = &n.beta {
+                let beta = beta.val();
+                push(
+                    format!("{name}.bias"),
+                    beta.dims().to_vec(),
+                    tensor_to_vec(beta),
+                );
+            }
+        };
+        norm(format!("{body}embeddings.LayerNorm"), &e.norm);
+        for (i, layer) in self.layers.iter().enumerate() {
+            let prefix = format!("{body}encoder.layer.{i}");
+            norm(
+                format!("{prefix}.attention.output.LayerNorm"),
+                &layer.attention_norm,
+            );
+            norm(format!("{prefix}.output.LayerNorm"), &layer.output_norm);
+        }
+        for (name, slot) in self.linears() {
+            let PeftLinear::Plain(linear) = slot else {
+                return Err(Error::invalid(
+                    "model",
+                    name,
+                    "still carries an adapter; merge it first",
+                ));
+            };
+            let weight = burn_to_hf(linear.weight.val());
+            out.push(OutTensor::F32(
+                format!("{name}.weight"),
+                weight.dims().to_vec(),
+                tensor_to_vec(weight),
+            ));
+            if let Some(bias) = &linear.bias {
+                let bias = bias.val();
+                out.push(OutTensor::F32(
+                    format!("{name}.bias"),
+                    bias.dims().to_vec(),
+                    tensor_to_vec(bias),
+                ));
+            }
+        }
+        Ok(out)
     }
 
     /// Full HF module names of the linear layers, in model order (as [`PeftModel::linears`]).

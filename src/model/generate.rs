@@ -56,6 +56,29 @@ pub fn generate<B: Backend>(
             "is empty; start it with at least a BOS token",
         ));
     }
+    // An id past the vocabulary would fail inside the embedding lookup.
+    let vocab = model.config.vocab_size;
+    if let Some((i, id)) = prompts
+        .iter()
+        .enumerate()
+        .find_map(|(i, p)| p.iter().find(|&&id| id as usize >= vocab).map(|id| (i, id)))
+    {
+        return Err(Error::invalid(
+            "prompt",
+            i,
+            format!(
+                "has token id {id}, outside the model's vocabulary of {vocab}: is the tokenizer \
+                 the model's?"
+            ),
+        ));
+    }
+    if options.pad_token_id as usize >= vocab {
+        return Err(Error::invalid(
+            "pad_token_id",
+            options.pad_token_id,
+            format!("outside the model's vocabulary of {vocab}"),
+        ));
+    }
     if !(options.temperature >= 0.0 && options.top_p > 0.0 && options.top_p <= 1.0) {
         return Err(Error::invalid(
             "sampling",

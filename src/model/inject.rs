@@ -1,8 +1,8 @@
 //! Turning a loaded base model into a PEFT model: adapters on the target linears (LoTR groups
 //! formed from targets of equal shape), and `modules_to_save` made trainable.
 
-use burn::module::{Module, ModuleMapper, Param};
-use burn::tensor::{Tensor, backend::Backend};
+use burn::nn::Linear;
+use burn::tensor::backend::Backend;
 
 use super::PeftModel;
 use super::linear::PeftLinear;
@@ -28,18 +28,20 @@ pub fn inject_adapters<B: Backend, M: PeftModel<B>>(
         .unwrap_or_else(|| model.default_targets());
     let matcher = targets.compile()?;
     let mut init = AdapterInit::new(config.clone())?;
+    // Modules trained fully are not adapted (as PEFT leaves `modules_to_save` out of targets).
+    let saved = saved_linears(&model, &config.modules_to_save)?;
 
-    let heads: Vec<bool> = model
+    let targeted: Vec<bool> = model
         .linears()
         .iter()
-        .map(|(name, _)| model.is_head(name))
+        .map(|(name, _)| matcher.matches(name, model.is_head(name)) && !saved.contains(name))
         .collect();
     let mut shared = std::mem::take(model.shared_mut());
     let mut slots: Vec<(String, &mut PeftLinear<B>)> = model
         .linears_mut()
         .into_iter()
-        .zip(heads)
-        .filter(|((name, _), is_head)| matcher.matches(name, *is_head))
+        .zip(targeted)
+        .filter(|(_, targeted)| *targeted)
         .map(|(slot, _)| slot)
         .collect();
     if slots.is_empty() {
@@ -132,55 +134,81 @@ fn model_linear_names<B: Backend, M: PeftModel<B>>(model: &M) -> Vec<String> {
     short
 }
 
-/// Makes every parameter under a module named in `names` trainable (PEFT's `modules_to_save`).
-pub fn unfreeze_modules<B: Backend, M: Module<B>>(model: M, names: &[String]) -> Result<M> {
-    if names.is_empty() {
-        return Ok(model);
-    }
-    let mut mapper = Unfreeze {
-        names,
-        path: Vec::new(),
-        hits: vec![false; names.len()],
-    };
-    let model = model.map(&mut mapper);
-    if let Some(missing) = names.iter().zip(&mapper.hits).find(|(_, hit)| !**hit) {
+/// Whether the linear layer `name` lies in a module named by a `modules_to_save` entry, with
+/// PEFT's matching: a module whose full name equals `entry` or ends with `.entry`, and every
+/// linear inside it (`classifier` selects `classifier.dense` and `classifier.out_proj`;
+/// `classifier.out_proj` only that one).
+pub fn selects(entry: &str, name: &str) -> bool {
+    let suffix = format!(".{entry}");
+    name.match_indices('.')
+        .map(|(i, _)| &name[..i])
+        .chain([name])
+        .any(|module| module == entry || module.ends_with(&suffix))
+}
+
+/// The linear layers `entries` (`adapter.modules_to_save`) select, in model order. Only linear
+/// layers (heads, projections) can be saved modules; an entry that selects none is an error
+/// naming it and the model's heads.
+pub fn saved_linears<B: Backend, M: PeftModel<B>>(
+    model: &M,
+    entries: &[String],
+) -> Result<Vec<String>> {
+    let linears = model.linears();
+    if let Some(missing) = entries
+        .iter()
+        .find(|e| !linears.iter().any(|(name, _)| selects(e, name)))
+    {
+        let heads: Vec<&str> = linears
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .filter(|name| model.is_head(name))
+            .collect();
         return Err(Error::invalid(
             "adapter.modules_to_save",
-            missing.0,
-            "no module of that name in this model",
+            missing,
+            format!(
+                "selects no linear layer of this model (modules to save are linear layers or \
+                 modules of them; this model's heads: {})",
+                if heads.is_empty() {
+                    "none".to_string()
+                } else {
+                    heads.join(", ")
+                }
+            ),
         ));
     }
-    Ok(model)
+    Ok(linears
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|name| entries.iter().any(|e| selects(e, name)))
+        .collect())
 }
 
-struct Unfreeze<'a> {
-    names: &'a [String],
-    path: Vec<String>,
-    hits: Vec<bool>,
-}
-
-impl<B: Backend> ModuleMapper<B> for Unfreeze<'_> {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-        let hit = self
-            .names
-            .iter()
-            .position(|n| self.path.iter().any(|p| p == n));
-        match hit {
-            Some(i) => {
-                self.hits[i] = true;
-                param.set_require_grad(true)
-            }
-            None => param,
+/// Makes the weight and bias of every linear layer `entries` select trainable (PEFT's
+/// `modules_to_save`). A selected layer that carries an adapter is an error: a module is either
+/// adapted or trained fully.
+pub fn unfreeze_modules<B: Backend, M: PeftModel<B>>(
+    mut model: M,
+    entries: &[String],
+) -> Result<M> {
+    let saved = saved_linears(&model, entries)?;
+    for (name, slot) in model.linears_mut() {
+        if !saved.contains(&name) {
+            continue;
         }
+        let PeftLinear::Plain(linear) = slot else {
+            return Err(Error::invalid(
+                "adapter.modules_to_save",
+                &name,
+                "this layer also carries an adapter: a module is either adapted or trained fully",
+            ));
+        };
+        *slot = PeftLinear::Plain(Linear {
+            weight: linear.weight.clone().set_require_grad(true),
+            bias: linear.bias.clone().map(|b| b.set_require_grad(true)),
+        });
     }
+    Ok(model)
 }
 
 /// The adapted layers of a model, for [`HasAdapters`] implementations.

@@ -61,6 +61,45 @@ pub fn load<B: Backend>(path: &Path, device: &B::Device) -> Result<Decoder<B>> {
     let head_dim = dim / heads;
     let kv_dim = kv_heads * head_dim;
 
+    // Every size the header implies, checked before any is used: a crafted header can make
+    // `layers·dim·dim` overflow, or ask for more floats than the file holds.
+    let float_count = (|| {
+        let per_layer = [
+            dim,                                      // rms_att
+            dim.checked_mul(dim)?,                    // wq
+            kv_dim.checked_mul(dim)?.checked_mul(2)?, // wk, wv
+            dim.checked_mul(dim)?,                    // wo
+            dim,                                      // rms_ffn
+            hidden.checked_mul(dim)?.checked_mul(3)?, // w1, w2, w3
+        ];
+        let layer = per_layer
+            .iter()
+            .try_fold(0usize, |a, &n| a.checked_add(n))?;
+        let embeddings = vocab
+            .checked_mul(dim)?
+            .checked_mul(if shared { 1 } else { 2 })?;
+        layers
+            .checked_mul(layer)?
+            .checked_add(embeddings)?
+            .checked_add(dim)? // rms_final
+            .checked_add(seq_len.checked_mul(head_dim)?) // freq_cis
+    })();
+    let available = (bytes.len() - 28) / 4;
+    match float_count {
+        None => {
+            return Err(bad(format!(
+                "header sizes overflow (dim {dim}, hidden_dim {hidden}, n_layers {layers}, \
+                 vocab_size {vocab}, seq_len {seq_len}): is the header corrupt?"
+            )));
+        }
+        Some(n) if n > available => {
+            return Err(bad(format!(
+                "truncated: the header describes {n} floats, the file holds {available}"
+            )));
+        }
+        Some(_) => {}
+    }
+
     let floats: Vec<f32> = bytes[28..]
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))

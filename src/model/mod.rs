@@ -56,16 +56,27 @@ pub trait PeftModel<B: Backend>: Module<B> {
 pub struct LoadReport {
     /// Tensors in the checkpoint the architecture does not use (HF's "unexpected keys").
     pub unused: Vec<String>,
+    /// Tensors the checkpoint lacks that were newly initialised (a task head on a pretrained
+    /// body; transformers' "newly initialized" weights).
+    pub initialized: Vec<String>,
 }
 
 impl LoadReport {
-    /// Prints the unused tensors (if any) on stderr, as transformers warns about them.
+    /// Prints the unused and the newly initialised tensors (if any) on stderr, as transformers
+    /// reports them.
     pub fn warn(&self) {
         if !self.unused.is_empty() {
             eprintln!(
                 "warning: {} unused tensors in the checkpoint: {}",
                 self.unused.len(),
                 self.unused.join(", ")
+            );
+        }
+        if !self.initialized.is_empty() {
+            eprintln!(
+                "notice: {} tensors are not in the checkpoint and were newly initialised: {}",
+                self.initialized.len(),
+                self.initialized.join(", ")
             );
         }
     }

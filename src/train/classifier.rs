@@ -15,20 +15,22 @@ use burn::tensor::{ElementConversion, Tensor};
 use super::dashboard::Dashboard;
 use super::metrics::{MetricsLog, StepMetrics};
 use super::recipe::Recipe;
+use super::setup::{attach_adapters, check_vocabulary};
 use super::trainer::{
     Plan, TrainOptions, TrainSummary, adamw, prepare_output_dir, record_step, resume_from,
     tokenizer_for,
 };
 use crate::adapter::{HasAdapters, ParamReport};
 use crate::data::{
-    ClassificationBatch, ClassificationBatcher, ClassificationTargets, GlueTask, HeldOut,
-    PairEncoder, load_glue, split_held_out,
+    ClassificationBatch, ClassificationBatcher, ClassificationExample, ClassificationTargets,
+    GlueTask, HeldOut, PairEncoder, load_glue, split_held_out,
 };
-use crate::io::adapter::{InitialAdapters, save_adapter};
-use crate::model::any::{AnyModel, load_model};
+use crate::io::adapter::save_adapter;
+use crate::model::any::load_model;
 use crate::model::decoder::Decoder;
-use crate::model::encoder::EncoderClassifier;
-use crate::model::{PeftModel, inject_adapters};
+use crate::model::encoder::{EncoderClassifier, HeadInit};
+use crate::model::inject::saved_linears;
+use crate::model::{HfConfig, PeftModel};
 use crate::{Error, Result};
 
 /// A model with a sequence-classification head.
@@ -37,6 +39,12 @@ pub trait Classifier<B: Backend>: PeftModel<B> + HasAdapters<B> {
     fn logits(&self, batch: &ClassificationBatch<B>) -> Result<Tensor<B, 2>>;
     /// The head's module name (trained fully, as PEFT's `modules_to_save`).
     fn head(&self) -> &'static str;
+    /// Token ids the embedding takes.
+    fn vocab_size(&self) -> usize;
+    /// Segment ids the embedding takes (1 or less: none are passed).
+    fn type_vocab_size(&self) -> usize;
+    /// The longest input the model takes, if it has a limit (an encoder's position table).
+    fn max_length(&self) -> Option<usize>;
 }
 
 impl<B: Backend> Classifier<B> for Decoder<B> {
@@ -45,6 +53,15 @@ impl<B: Backend> Classifier<B> for Decoder<B> {
     }
     fn head(&self) -> &'static str {
         "score"
+    }
+    fn vocab_size(&self) -> usize {
+        self.config.vocab_size
+    }
+    fn type_vocab_size(&self) -> usize {
+        0
+    }
+    fn max_length(&self) -> Option<usize> {
+        None
     }
 }
 
@@ -56,9 +73,20 @@ impl<B: Backend> Classifier<B> for EncoderClassifier<B> {
     fn head(&self) -> &'static str {
         "classifier"
     }
+    fn vocab_size(&self) -> usize {
+        self.config.vocab_size
+    }
+    fn type_vocab_size(&self) -> usize {
+        self.config.type_vocab_size
+    }
+    fn max_length(&self) -> Option<usize> {
+        Some(self.config.max_sequence_length())
+    }
 }
 
-/// Runs a classification recipe (`data.task` set).
+/// Runs a classification recipe (`data.task` set). A head the checkpoint lacks (a pretrained
+/// body such as `roberta-base`, or a causal LM) is created as transformers does, seeded by
+/// `run.seed`, with a notice naming its tensors.
 pub fn train_classifier<B: AutodiffBackend>(
     recipe: &Recipe,
     device: &B::Device,
@@ -67,29 +95,106 @@ pub fn train_classifier<B: AutodiffBackend>(
     let task_name = recipe.data.task.as_deref().unwrap_or_default();
     let task: GlueTask = task_name.parse()?;
     let labels = task.num_labels();
-    let (model, report) = load_model::<B>(&recipe.model.path, device)?;
-    report.warn();
-    match model {
-        AnyModel::Decoder(m) => {
-            let m = if m.config.num_labels == Some(labels) {
-                m
-            } else {
-                m.with_score_head(labels, recipe.run.seed)
-            };
-            run(m, task, recipe, device, options)
+    let path = &recipe.model.path;
+    let seed = recipe.run.seed;
+    if path.is_dir() && !HfConfig::read(path)?.model_type.is_decoder() {
+        let head = HeadInit::IfMissing {
+            num_labels: labels,
+            seed,
+        };
+        let (model, report) = EncoderClassifier::<B>::load_with(path, head, device)?;
+        report.warn();
+        if model.config.num_labels != labels {
+            return Err(Error::invalid(
+                "data.task",
+                task_name,
+                format!(
+                    "needs {labels} outputs; the model's head has {}",
+                    model.config.num_labels
+                ),
+            ));
         }
-        AnyModel::Encoder(m) if m.config.num_labels == labels => {
-            run(m, task, recipe, device, options)
-        }
-        AnyModel::Encoder(m) => Err(Error::invalid(
-            "data.task",
-            task_name,
-            format!(
-                "needs {labels} outputs; the model's head has {}",
-                m.config.num_labels
-            ),
-        )),
+        let new_modules = modules_of(&report.initialized);
+        return run(model, task, recipe, device, options, new_modules);
     }
+    let (model, report) = load_model::<B>(path, device)?;
+    report.warn();
+    let model = model.decoder().ok_or_else(|| {
+        Error::invalid(
+            "model.path",
+            path.display(),
+            "expected a decoder or an encoder",
+        )
+    })?;
+    if model.score.is_some() && model.config.num_labels == Some(labels) {
+        return run(model, task, recipe, device, options, Vec::new());
+    }
+    eprintln!(
+        "notice: the checkpoint has no {labels}-label `score` head; score.weight was newly \
+         initialised"
+    );
+    let model = model.with_score_head(labels, seed);
+    run(model, task, recipe, device, options, vec!["score".into()])
+}
+
+/// The modules of tensor names (`classifier.dense.weight` → `classifier.dense`), deduplicated.
+fn modules_of(tensors: &[String]) -> Vec<String> {
+    let mut modules: Vec<String> = tensors
+        .iter()
+        .map(|t| {
+            t.rsplit_once('.')
+                .map_or(t.as_str(), |(m, _)| m)
+                .to_string()
+        })
+        .collect();
+    modules.dedup();
+    modules
+}
+
+/// The recipe's limits against the model's: inputs longer than the position table, token ids
+/// past the vocabulary and segment ids past the segment table are errors naming the field or
+/// the tokenizer and the row.
+fn check_inputs<B: Backend, M: Classifier<B>>(
+    model: &M,
+    recipe: &Recipe,
+    examples: &[ClassificationExample],
+    tokenizer: &std::path::Path,
+) -> Result<()> {
+    let requested = recipe.data.max_prompt_length;
+    if let Some(max) = model.max_length().filter(|&max| requested > max) {
+        return Err(Error::invalid(
+            "data.max_prompt_length",
+            requested,
+            format!(
+                "exceeds the {max} positions of {}; set it to at most {max}",
+                recipe.model.path.display()
+            ),
+        ));
+    }
+    check_vocabulary(
+        examples.iter().map(|e| e.input_ids.as_slice()),
+        model.vocab_size(),
+        tokenizer,
+        "data",
+    )?;
+    let types = model.type_vocab_size();
+    if types > 1
+        && let Some((i, t)) = examples.iter().enumerate().find_map(|(i, e)| {
+            e.token_type_ids
+                .iter()
+                .find(|&&t| t as usize >= types)
+                .map(|t| (i, t))
+        })
+    {
+        return Err(Error::BadFile {
+            path: tokenizer.to_path_buf(),
+            message: format!(
+                "data row {i} has segment id {t}, outside the model's {types} segment types: is \
+                 this the model's tokenizer (model.tokenizer)?"
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn run<B: AutodiffBackend, M>(
@@ -98,9 +203,11 @@ fn run<B: AutodiffBackend, M>(
     recipe: &Recipe,
     device: &B::Device,
     options: &TrainOptions,
+    new_modules: Vec<String>,
 ) -> Result<TrainSummary>
 where
     M: Classifier<B> + AutodiffModule<B>,
+    M::InnerModule: Classifier<B::InnerBackend>,
 {
     let say = |text: String| {
         if !options.quiet {
@@ -124,6 +231,8 @@ where
     let encoder = PairEncoder::new(tokenizer.hf(), d.max_prompt_length)?;
     let train_set = encoder.tokenize_all(&train_rows)?;
     let eval_set = encoder.tokenize_all(&eval_rows)?;
+    let all: Vec<ClassificationExample> = train_set.iter().chain(&eval_set).cloned().collect();
+    check_inputs(&model, recipe, &all, tokenizer.path())?;
     say(format!(
         "data: {} {} training rows, {} held out",
         train_set.len(),
@@ -131,20 +240,35 @@ where
         eval_set.len()
     ));
 
-    // Adapters, with the head trained fully.
+    // Adapters, with the head trained fully unless modules_to_save names a part of it.
     let mut adapter = recipe.adapter.clone();
-    if !adapter.modules_to_save.iter().any(|m| m == model.head()) {
-        adapter.modules_to_save.push(model.head().to_string());
+    let head = model.head();
+    let head_linears: Vec<String> = model
+        .linears()
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|name| name == head || name.starts_with(&format!("{head}.")))
+        .collect();
+    let trained = saved_linears(&model, &adapter.modules_to_save)?;
+    if !head_linears.iter().any(|n| trained.contains(n)) {
+        adapter.modules_to_save.push(head.to_string());
     }
-    let (model, injection) = inject_adapters(model, &adapter)?;
-    let initial = InitialAdapters::of(&model);
+    let trained = saved_linears(&model, &adapter.modules_to_save)?;
+    for module in new_modules.iter().filter(|m| !trained.contains(m)) {
+        eprintln!(
+            "notice: {module} is new and not in adapter.modules_to_save: it keeps its random \
+             initialisation (saved with the adapter)"
+        );
+    }
+    let (model, mut initial, adapted) =
+        attach_adapters(model, &adapter, recipe.model.init_adapter.as_deref())?;
+    initial.new_modules = new_modules;
     let accounting = ParamReport::of(&model);
     say(format!(
-        "adapter: {} rank {} on {} layers + {} head; {accounting}",
+        "adapter: {} rank {} on {adapted} layers, trained fully: {}; {accounting}",
         adapter.method,
         adapter.rank,
-        injection.adapted.len(),
-        model.head()
+        adapter.modules_to_save.join(", ")
     ));
 
     let plan = Plan::new(recipe, train_set.len());
@@ -253,8 +377,14 @@ where
         &recipe.model.path.display().to_string(),
         &out.join("adapter"),
     )?;
-    let (eval_loss, accuracy) =
-        evaluate(&model, &eval_set, &batcher, recipe.optim.batch_size, device)?;
+    // The inference model: no dropout, no graph.
+    let (eval_loss, accuracy) = evaluate(
+        &model.valid(),
+        &eval_set,
+        &batcher,
+        recipe.optim.batch_size,
+        device,
+    )?;
     summary.eval_loss = eval_loss;
     summary.eval_accuracy = accuracy;
     if let Some(acc) = accuracy {
@@ -267,7 +397,7 @@ where
     let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
     crate::io::write_atomic(&out.join("summary.json"), json.as_bytes())?;
     say(format!(
-        "wrote {} (adapter/, checkpoints/ with the trained head, metrics.jsonl, summary.json)",
+        "wrote {} (adapter/ with the trained head, checkpoints/, metrics.jsonl, summary.json)",
         out.display()
     ));
     Ok(summary)
@@ -290,7 +420,7 @@ fn loss<B: Backend, M: Classifier<B>>(
     })
 }
 
-/// Held-out mean loss and (for classes) accuracy.
+/// Held-out mean loss and (for classes) accuracy, with the inference model.
 fn evaluate<B: Backend, M: Classifier<B>>(
     model: &M,
     examples: &[crate::data::ClassificationExample],

@@ -4,10 +4,13 @@
 pub mod classifier;
 pub mod clip;
 pub mod dashboard;
+pub mod divergence;
+pub mod identity;
 pub mod learner;
 pub mod metrics;
 pub mod recipe;
 pub mod schedule;
+mod setup;
 pub mod state;
 pub mod step;
 pub mod trainer;

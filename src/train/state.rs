@@ -21,6 +21,7 @@ pub fn save_trainable<B: AutodiffBackend, M: Module<B>>(model: &M, path: &Path) 
     };
     model.visit(&mut collect);
     let count = collect.tensors.len();
+    crate::io::ensure_finite(path, &collect.tensors)?;
     write_safetensors(path, collect.tensors, Some(collect.ids))?;
     Ok(count)
 }

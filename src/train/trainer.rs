@@ -28,11 +28,10 @@ use crate::data::{
     HeldOut, InstructionTokenizer, LmBatch, LmBatcher, TokenizedExample, TruncationLimits,
     load_instructions, permutation, split_held_out,
 };
-use crate::io::adapter::{InitialAdapters, load_adapter, save_adapter};
+use crate::io::adapter::save_adapter;
 use crate::model::any::load_model;
 use crate::model::decoder::Decoder;
 use crate::model::generate::{GenerationOptions, generate};
-use crate::model::inject_adapters;
 use crate::model::loss::causal_lm_loss;
 use crate::model::tokenizer::TextTokenizer;
 use crate::{Error, Result};
@@ -113,6 +112,9 @@ pub(crate) fn prepare_output_dir(recipe: &Recipe, options: &TrainOptions) -> Res
             out.display(),
             "already holds a run; pass --resume to continue it or choose another output_dir",
         ));
+    }
+    if options.resume {
+        super::identity::check_resume(recipe, &out)?;
     }
     std::fs::create_dir_all(&out).map_err(|source| Error::Io {
         path: out.clone(),
@@ -262,6 +264,15 @@ pub fn train_model<B: AutodiffBackend>(
     let encoder = InstructionTokenizer::new(&tokenizer, limits)?;
     let train_set = encoder.tokenize_all(&train_rows)?;
     let eval_set = encoder.tokenize_all(&eval_rows)?;
+    super::setup::check_vocabulary(
+        train_set
+            .iter()
+            .chain(&eval_set)
+            .map(|e| e.input_ids.as_slice()),
+        model.config.vocab_size,
+        tokenizer.path(),
+        "data",
+    )?;
     say(format!(
         "data: {} training rows, {} held out ({})",
         train_set.len(),
@@ -271,49 +282,10 @@ pub fn train_model<B: AutodiffBackend>(
 
     // Adapters.
     let started = Instant::now();
-    let (model, initial, adapted) = match &recipe.model.init_adapter {
-        Some(dir) => {
-            let (model, saved, loaded_initial) = load_adapter(model, dir, true)?;
-            if saved.burn_peft.method != recipe.adapter.method
-                || saved.burn_peft.rank != recipe.adapter.rank
-            {
-                return Err(Error::invalid(
-                    "model.init_adapter",
-                    dir.display(),
-                    format!(
-                        "holds a {} rank-{} adapter, the recipe asks for {} rank {}",
-                        saved.burn_peft.method,
-                        saved.burn_peft.rank,
-                        recipe.adapter.method,
-                        recipe.adapter.rank
-                    ),
-                ));
-            }
-            let count = crate::model::PeftModel::linears(&model)
-                .iter()
-                .filter(|(_, s)| matches!(s, crate::model::PeftLinear::Adapted(_)))
-                .count();
-            // Unsplit methods need no initial factors; for the others the file provides them.
-            let initial = if loaded_initial.layers.is_empty() {
-                InitialAdapters::of(&model)
-            } else {
-                loaded_initial
-            };
-            (model, initial, count)
-        }
-        None => {
-            let (model, injection) = inject_adapters(model, &recipe.adapter)?;
-            let initial = InitialAdapters::of(&model);
-            (model, initial, injection.adapted.len())
-        }
-    };
-    let model = crate::model::inject::unfreeze_modules(
+    let (model, initial, adapted) = super::setup::attach_adapters(
         model,
-        if recipe.model.init_adapter.is_some() {
-            &recipe.adapter.modules_to_save
-        } else {
-            &[]
-        },
+        &recipe.adapter,
+        recipe.model.init_adapter.as_deref(),
     )?;
     let accounting = ParamReport::of(&model);
     say(format!(
@@ -528,8 +500,8 @@ fn write_checkpoint<B: AutodiffBackend, M: AutodiffModule<B>, O: Optimizer<M, B>
     std::fs::rename(&tmp, &final_dir).map_err(io(&final_dir))
 }
 
-/// Records a finished step: appends it to `metrics.jsonl`, shows it, and writes a checkpoint
-/// when one is due (every `checkpoint_every` steps, at the last step, or when the user stopped
+/// Records a finished step: stops a diverged run, appends it to `metrics.jsonl`, shows it, and
+/// writes a checkpoint when one is due (every `checkpoint_every` steps, at the last step, or when the user stopped
 /// the dashboard). Returns whether the user asked to stop.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn record_step<B: AutodiffBackend, M: AutodiffModule<B>, O: Optimizer<M, B>>(
@@ -542,6 +514,7 @@ pub(crate) fn record_step<B: AutodiffBackend, M: AutodiffModule<B>, O: Optimizer
     model: &M,
     optimizer: &O,
 ) -> Result<bool> {
+    super::divergence::check_step(metrics, &recipe.run.output_dir)?;
     log.append(metrics)?;
     dashboard.step(metrics, total_steps, epochs);
     let (done, every) = (metrics.step, recipe.run.checkpoint_every);

@@ -97,3 +97,55 @@ fn bad_model_folders_name_the_problem() {
     let err = load_error(&dir);
     assert!(err.contains("model.safetensors"), "{err}");
 }
+
+/// A llama2.c `.bin`: the seven-int header and `floats` zeros.
+fn llama2c_file(tag: &str, header: [i32; 7], floats: usize) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("burn-peft-l2c-{tag}-{}.bin", std::process::id()));
+    let mut bytes: Vec<u8> = header.iter().flat_map(|v| v.to_le_bytes()).collect();
+    bytes.resize(bytes.len() + 4 * floats, 0);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn crafted_llama2c_headers_are_errors() {
+    use burn_peft::model::llama2c;
+    // [dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len]
+    let big = 1 << 30;
+    let cases: [(&str, [i32; 7], &str); 3] = [
+        // n_layers · dim · dim overflows 64 bits.
+        ("overflow", [big, 8, big, 2, 2, 4, 8], "overflow"),
+        ("sizes", [8, 16, 2, 2, 2, 32, 8], "truncated"),
+        ("negative", [8, 16, 0, 2, 2, 32, 8], "n_layers"),
+    ];
+    for (tag, header, expected) in cases {
+        let path = llama2c_file(tag, header, 64);
+        let err = match llama2c::load::<B>(&path, &device()) {
+            Ok(_) => panic!("{tag}: loaded"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains(expected) && err.contains(path.to_str().unwrap()),
+            "{tag}: {err}"
+        );
+        std::fs::remove_file(path).unwrap();
+    }
+}
+
+#[test]
+fn token_ids_outside_the_vocabulary_are_errors() {
+    use burn_peft::model::generate::{GenerationOptions, generate};
+    let (model, _) = Decoder::<B>::load(&fixture("tiny-llama"), &device()).unwrap();
+    let vocab = model.config.vocab_size as u32;
+    let err = generate(
+        &model,
+        &[vec![1, 5], vec![1, vocab]],
+        &GenerationOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("prompt") && err.contains(&vocab.to_string()),
+        "{err}"
+    );
+}

@@ -90,3 +90,59 @@ fn bad_recipes_and_data_are_named() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_diverging_run_stops_at_once_and_saves_nothing_non_finite() {
+    use burn_peft::io::checkpoint::Checkpoint;
+    let dir = temp("diverge");
+    let (ok, err) = train_with(&[
+        "--set",
+        "optim.lr=1e9",
+        "--set",
+        "optim.max_steps=40",
+        "--set",
+        "run.checkpoint_every=2",
+        "--set",
+        "data.limit=64",
+        "--set",
+        "data.max_prompt_length=48",
+        "--set",
+        "data.max_response_length=48",
+        "--set",
+        "optim.batch_size=4",
+        "--set",
+        "adapter.rank=4",
+        "--set",
+        &format!("run.output_dir=\"{}\"", dir.display()),
+    ]);
+    assert!(!ok, "a diverged run exits non-zero: {err}");
+    let step: usize = err
+        .split("diverged at step ")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the error names the step: {err}"));
+    assert!(err.contains("loss") && !err.contains("panicked"), "{err}");
+    assert!(
+        !dir.join("adapter").exists(),
+        "no adapter of a diverged run"
+    );
+    // The checkpoints before the bad step are kept, each value in them finite.
+    let mut kept = 0;
+    let checkpoints = dir.join("checkpoints");
+    for entry in std::fs::read_dir(&checkpoints).into_iter().flatten() {
+        let path = entry.unwrap().path();
+        let ckpt = Checkpoint::open_files(&[path.join("trainable.safetensors")]).unwrap();
+        for name in ckpt.names() {
+            let (values, _) = ckpt.read_f32(name).unwrap();
+            assert!(
+                values.iter().all(|v| v.is_finite()),
+                "{}: `{name}` is not finite",
+                path.display()
+            );
+        }
+        kept += 1;
+    }
+    assert_eq!(kept, (step - 1) / 2, "checkpoints before step {step}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -192,10 +192,96 @@ fn init_once_then_train_from_the_saved_initialisation() {
     .unwrap_err()
     .to_string();
     assert!(
-        err.contains("model.init_adapter") && err.contains("rank"),
+        err.contains("model.init_adapter")
+            && err.contains("`adapter.rank` (adapter: 4, recipe: 8)"),
+        "{err}"
+    );
+    // Every differing field is named, not only method and rank.
+    let mismatched = quick_recipe(
+        "mismatch-fields",
+        &[
+            &format!("model.init_adapter=\"{}\"", init.display()),
+            "adapter.alpha=2",
+            "adapter.seed=3",
+        ],
+    );
+    let err = train_model::<Train>(
+        &mismatched,
+        &device(),
+        &TrainOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("`adapter.alpha` (adapter: 4.0, recipe: 2.0)")
+            && err.contains("`adapter.seed`"),
         "{err}"
     );
     for d in [dir, recipe.run.output_dir, mismatched.run.output_dir] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+#[test]
+fn init_adapter_trains_with_its_own_config() {
+    // An svd-split LoRA-FA adapter changes the base (W − B₀A₀). A recipe that calls it plain
+    // `svd` would save it as unsplit and count ΔW₀ twice on reload: refused.
+    let (ids, mask) = probe();
+    let dir = temp("init-split");
+    let init = dir.join("init");
+    let adapter = [
+        "adapter.method=\"lora_fa\"",
+        "adapter.init=\"svd-split\"",
+        "adapter.gamma=0",
+        "adapter.rank=4",
+    ];
+    let mut args = vec!["init"];
+    for set in adapter {
+        args.extend(["--set", set]);
+    }
+    args.extend(["--out", path(&init)]);
+    burn_peft_ok("init", &args);
+    let from_init = format!("model.init_adapter=\"{}\"", init.display());
+    let options = TrainOptions {
+        quiet: true,
+        ..Default::default()
+    };
+    let mut wrong = adapter.to_vec();
+    wrong[1] = "adapter.init=\"svd\"";
+    wrong.push(&from_init);
+    let wrong = quick_recipe("init-split-wrong", &wrong);
+    let err = train_model::<Train>(&wrong, &device(), &options)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`adapter.init` (adapter: \"svd-split\", recipe: \"svd\")"),
+        "{err}"
+    );
+    assert!(!wrong.run.output_dir.join("adapter").exists());
+
+    let mut right = adapter.to_vec();
+    right.push(&from_init);
+    let right = quick_recipe("init-split-right", &right);
+    let (_, trained) = train_model::<Train>(&right, &device(), &options).unwrap();
+    let want = trained.forward(ids.clone(), Some(mask.clone()));
+    let base = root().join("models/stories260K/hf");
+    let (model, _) = burn_peft::model::any::load_model::<B>(&base, &device()).unwrap();
+    let AnyModel::Decoder(reloaded) = model
+        .with_adapter(&right.run.output_dir.join("adapter"))
+        .unwrap()
+    else {
+        unreachable!()
+    };
+    let scale = max_abs_diff(want.clone(), want.clone() * 0.0);
+    let err = max_abs_diff(reloaded.forward(ids, Some(mask)), want);
+    assert!(
+        err < 2e-6 * scale,
+        "reloaded differs by {err:e} (scale {scale})"
+    );
+    for d in [dir, wrong.run.output_dir, right.run.output_dir] {
         let _ = std::fs::remove_dir_all(d);
     }
 }

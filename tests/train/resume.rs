@@ -160,3 +160,56 @@ fn regularizer_shrinks_with_gamma_and_grows_without() {
         "γ > 0: the regularizer decreases after its peak: {with:?}"
     );
 }
+
+#[test]
+fn resume_refuses_a_recipe_that_changes_the_math() {
+    let quiet = TrainOptions {
+        quiet: true,
+        ..Default::default()
+    };
+    let recipe = quick_recipe("identity", &[]);
+    let out = recipe.run.output_dir.clone();
+    let same_run = format!("run.output_dir=\"{}\"", out.display());
+    train::<Train>(
+        &recipe,
+        &device(),
+        &TrainOptions {
+            stop_after: Some(4),
+            ..quiet.clone()
+        },
+    )
+    .unwrap();
+    let resume = TrainOptions {
+        resume: true,
+        ..quiet
+    };
+    let changed = quick_recipe(
+        "identity-changed",
+        &[
+            &same_run,
+            "optim.lr=1e-2",
+            "adapter.rank=8",
+            "run.log_every=3",
+        ],
+    );
+    let err = train::<Train>(&changed, &device(), &resume)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("config.toml")
+            && err.contains("`optim.lr` (run: 0.005, recipe: 0.01)")
+            && err.contains("`adapter.rank` (run: 4, recipe: 8)"),
+        "{err}"
+    );
+    assert!(!err.contains("`run.log_every`"), "{err}");
+    // Nothing was touched: the run resumes with its own recipe, and output and logging keys
+    // may change.
+    let relogged = quick_recipe(
+        "identity-relogged",
+        &[&same_run, "run.log_every=3", "run.checkpoint_every=2"],
+    );
+    let summary = train::<Train>(&relogged, &device(), &resume).unwrap();
+    assert_eq!(summary.steps, 8);
+    assert!(out.join("checkpoints/step-000006").is_dir());
+    std::fs::remove_dir_all(&out).unwrap();
+}

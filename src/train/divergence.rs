@@ -1,0 +1,29 @@
+//! Stopping a diverging run: a step whose loss or gradient norm is not finite ends the run at
+//! once, before anything of it is logged or saved, so the last checkpoint stays the last good
+//! state and no NaN reaches `adapter/` or `checkpoints/`.
+
+use std::path::Path;
+
+use super::metrics::StepMetrics;
+use super::trainer::latest_checkpoint;
+use crate::{Error, Result};
+
+/// Errors (naming the step, the values and the checkpoint kept) when the step's loss or
+/// gradient norm is NaN or infinite; `out` is the run's output folder.
+pub fn check_step(metrics: &StepMetrics, out: &Path) -> Result<()> {
+    if metrics.loss.is_finite() && metrics.grad_norm.is_finite() {
+        return Ok(());
+    }
+    let kept = match latest_checkpoint(out)? {
+        Some((dir, _)) => format!("the last good checkpoint is {}", dir.display()),
+        None => "no checkpoint had been written yet".to_string(),
+    };
+    Err(Error::Diverged {
+        step: metrics.step,
+        message: format!(
+            "loss {}, gradient norm {}; stopped without saving this step ({kept}); lower optim.lr \
+             or check the data",
+            metrics.loss, metrics.grad_norm
+        ),
+    })
+}
