@@ -7,8 +7,9 @@
 //!   does not (root).
 //! - signals to anyone but itself: `kill` only to its own pid or its own process group (0; not
 //!   −pid, which for PID 1 of a namespace would be −1, everyone); `tgkill`, `rt_sigqueueinfo`,
-//!   `rt_tgsigqueueinfo` only to its own pid; `tkill` and `pidfd_send_signal` never. Together with the PID namespace (where it has one) the harness
-//!   cannot be signalled even on kernels without Landlock scopes.
+//!   `rt_tgsigqueueinfo` only to its own pid; `tkill` and `pidfd_send_signal` never. Together
+//!   with the PID namespace (where it has one) the harness cannot be signalled even on kernels
+//!   without Landlock scopes.
 //! - tracing and reading other processes: `ptrace`, `process_vm_readv/writev`, `kcmp`,
 //!   `pidfd_open`, `pidfd_getfd`.
 //! - leaving or rebuilding its confinement: `unshare`, `setns`, `mount` and the new mount API,
