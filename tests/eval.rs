@@ -1,5 +1,6 @@
 //! Evaluation: the GSM-8K / MATH / HumanEval scoring rules of METHODS.md on the shipped data,
-//! the sandbox's protections, GLUE metrics and readers, and `burn-peft eval` end to end.
+//! the sandbox's protections and hostile completions against it, GLUE metrics and readers, and
+//! `burn-peft eval` end to end.
 
 #[path = "eval/common.rs"]
 mod common;
@@ -10,6 +11,8 @@ mod cli;
 mod glue;
 #[path = "eval/gsm8k.rs"]
 mod gsm8k;
+#[path = "eval/hostile.rs"]
+mod hostile;
 #[path = "eval/humaneval.rs"]
 mod humaneval;
 #[path = "eval/math.rs"]

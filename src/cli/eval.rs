@@ -11,6 +11,7 @@ use burn_peft::eval::results::{self, Evaluation};
 use burn_peft::eval::run::{
     EvalOptions, evaluate_classifier, evaluate_completions, evaluate_decoder,
 };
+use burn_peft::eval::sandbox::SandboxPolicy;
 use burn_peft::eval::task::Task;
 
 use super::model_args::ModelArgs;
@@ -66,6 +67,10 @@ pub struct EvalArgs {
     /// Python interpreter for HumanEval (default: python3 on PATH).
     #[arg(long)]
     pub python: Option<PathBuf>,
+    /// Run HumanEval programs even when a sandbox protection cannot be applied (by default the
+    /// run stops, naming it); what each program ran under is recorded either way.
+    #[arg(long)]
+    pub allow_weak_sandbox: bool,
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
@@ -86,6 +91,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     });
     options.timeout = Duration::from_secs_f64(args.timeout);
     options.python = args.python.clone();
+    if args.allow_weak_sandbox {
+        options.sandbox_policy = SandboxPolicy::AllowWeak;
+    }
     let out = args
         .out
         .clone()

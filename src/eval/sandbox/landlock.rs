@@ -53,18 +53,12 @@ pub fn abi_version() -> u32 {
     u32::try_from(abi).unwrap_or(0)
 }
 
-/// Which layers `restrict_self` put in force.
-#[derive(Default)]
-pub struct Enforced {
-    pub filesystem: bool,
-    pub network: bool,
-    pub scoped: bool,
-}
-
 /// A path the sandbox may read: a directory (read and list everything beneath it) or a file.
 pub struct Readable {
     pub path: CString,
     pub is_dir: bool,
+    /// Only when the program has its own `/proc` (the host's would list every process).
+    pub only_with_private_proc: bool,
 }
 
 /// Everything the child needs, prepared before the fork.
@@ -99,20 +93,38 @@ impl Ruleset {
         access
     }
 
-    /// Restricts the calling (child) process. Async-signal-safe: system calls only.
+    /// Whether the kernel's ABI has the TCP rules.
+    pub fn has_network(&self) -> bool {
+        self.abi >= 4
+    }
+
+    /// Whether the kernel's ABI has the signal and abstract-socket scopes.
+    pub fn has_scopes(&self) -> bool {
+        self.abi >= 6
+    }
+
+    /// Restricts the calling (child) process: the file-system rules, plus the TCP rules and the
+    /// scopes when asked for and the ABI has them; `Err(errno)` when nothing could be enforced.
+    /// `private_proc`: whether `/proc` is the program's own (else it stays unreadable).
+    /// Async-signal-safe: system calls only.
     ///
     /// # Safety
     /// Call in the forked child before `exec`, after `PR_SET_NO_NEW_PRIVS`.
-    pub unsafe fn restrict_self(&self) -> Enforced {
+    pub unsafe fn restrict_self(
+        &self,
+        private_proc: bool,
+        network: bool,
+        scopes: bool,
+    ) -> Result<(), i32> {
         let fs = self.handled_fs();
         let attr = RulesetAttr {
             handled_access_fs: fs,
-            handled_access_net: if self.abi >= 4 {
+            handled_access_net: if network && self.has_network() {
                 NET_BIND_TCP | NET_CONNECT_TCP
             } else {
                 0
             },
-            scoped: if self.abi >= 6 {
+            scoped: if scopes && self.has_scopes() {
                 SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL
             } else {
                 0
@@ -132,7 +144,7 @@ impl Ruleset {
                 0 as libc::c_ulong,
             );
             if ruleset < 0 {
-                return Enforced::default();
+                return Err(errno());
             }
             let ruleset = ruleset as libc::c_int;
             // Rules only widen access, so a path that cannot be added (absent on this system)
@@ -140,7 +152,10 @@ impl Ruleset {
             add_rule(ruleset, &self.writable, fs);
             // A file rule may only carry file rights (no READ_DIR), or the kernel refuses it.
             let read_file = (FS_EXECUTE | FS_READ_FILE) & fs;
-            for r in &self.readable {
+            for r in self.readable.iter() {
+                if r.only_with_private_proc && !private_proc {
+                    continue;
+                }
                 let access = if r.is_dir {
                     read_file | (FS_READ_DIR & fs)
                 } else {
@@ -154,19 +169,26 @@ impl Ruleset {
                 &self.dev_null,
                 (FS_READ_FILE | FS_WRITE_FILE | FS_TRUNCATE) & fs,
             );
-            let ok = libc::syscall(
+            let result = if libc::syscall(
                 libc::SYS_landlock_restrict_self,
                 ruleset as libc::c_long,
                 0 as libc::c_ulong,
-            ) == 0;
+            ) == 0
+            {
+                Ok(())
+            } else {
+                Err(errno())
+            };
             libc::close(ruleset);
-            Enforced {
-                filesystem: ok,
-                network: ok && self.abi >= 4,
-                scoped: ok && self.abi >= 6,
-            }
+            result
         }
     }
+}
+
+/// The calling thread's errno.
+fn errno() -> i32 {
+    // SAFETY: reading the thread-local errno.
+    unsafe { *libc::__errno_location() }
 }
 
 /// Allows `access` beneath `path`; silently skips a path that cannot be opened.
