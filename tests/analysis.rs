@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use burn::backend::ndarray::NdArrayDevice;
 use burn_peft::adapter::{AdapterConfig, Method};
 use burn_peft::analysis::plot::PLOT_SIZE;
 use burn_peft::analysis::{AnalyzeOptions, analyze, compare, layer_shifts, spectral_shift};
@@ -16,8 +15,8 @@ use burn_peft::train::recipe::Recipe;
 use burn_peft::train::trainer::{TrainOptions, train_model};
 use faer::Mat;
 
-type B = burn::backend::NdArray<f32>;
-type Train = burn::backend::Autodiff<B>;
+type B = burn_peft::backend::Cpu;
+type Train = burn_peft::backend::Train<B>;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -154,7 +153,7 @@ fn mismatched_shapes_are_an_error() {
 
 #[test]
 fn an_untrained_sorsa_adapter_does_not_move_stories260k() {
-    let device = NdArrayDevice::Cpu;
+    let device = Default::default();
     let (base, _) = load_model::<B>(&root().join("models/stories260K/hf"), &device).unwrap();
     let base = base.decoder().unwrap();
     let (injected, injection) =
@@ -203,7 +202,7 @@ fn runs() -> &'static [PathBuf; 2] {
             let recipe = Recipe::load(None, &sets).unwrap();
             train_model::<Train>(
                 &recipe,
-                &NdArrayDevice::Cpu,
+                &Default::default(),
                 &TrainOptions {
                     quiet: true,
                     ..Default::default()
@@ -308,7 +307,7 @@ fn analyze_measures_every_checkpoint_and_the_final_adapter() {
         checkpoints: true,
         out: out.clone(),
     };
-    let rows = analyze::<Train>(&options, &NdArrayDevice::Cpu).unwrap();
+    let rows = analyze::<Train>(&options, &Default::default()).unwrap();
     // stories260K: 5 blocks x 7 linears, at steps 2 (checkpoint) and 4 (final adapter), 2 runs.
     assert_eq!(rows.len(), 35 * 2 * 2);
     for method in ["sorsa γ=0.0004", "lora"] {

@@ -4,8 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::backend::NdArray;
-use burn::backend::ndarray::NdArrayDevice;
 use burn::data::dataloader::batcher::Batcher;
 use burn::tensor::{Int, Tensor};
 use burn_peft::data::prompt::math_train_prompt;
@@ -13,7 +11,7 @@ use burn_peft::data::*;
 use burn_peft::model::tokenizer::TextTokenizer;
 use tokenizers::processors::template::TemplateProcessing;
 
-type B = NdArray<f32>;
+type B = burn_peft::backend::Cpu;
 
 const BOS: u32 = 1;
 const EOS: u32 = 2;
@@ -307,7 +305,7 @@ fn lm_batches_pad_right_with_mask_and_ignored_labels() {
         example(&[1, 20, 2], 1),
         example(&[1, 30, 31, 32, 33, 34, 2], 3),
     ];
-    let batch: LmBatch<B> = LmBatcher { pad_token_id: 0 }.batch(items, &NdArrayDevice::Cpu);
+    let batch: LmBatch<B> = LmBatcher { pad_token_id: 0 }.batch(items, &Default::default());
     assert_eq!(batch.input_ids.dims(), [3, 7]);
     assert_eq!(batch.attention_mask.dims(), [3, 7]);
     assert_eq!(batch.labels.dims(), [3, 7]);
@@ -332,7 +330,7 @@ fn lm_batches_pad_right_with_mask_and_ignored_labels() {
     ]);
 
     // An empty batch is empty tensors, not a panic.
-    let empty: LmBatch<B> = LmBatcher { pad_token_id: 0 }.batch(Vec::new(), &NdArrayDevice::Cpu);
+    let empty: LmBatch<B> = LmBatcher { pad_token_id: 0 }.batch(Vec::new(), &Default::default());
     assert_eq!(empty.input_ids.dims(), [0, 0]);
     assert_eq!(empty.num_targets, 0);
 
@@ -342,7 +340,7 @@ fn lm_batches_pad_right_with_mask_and_ignored_labels() {
     let examples = encoder.tokenize_all(&gsm8k_train()[..4]).unwrap();
     let longest = examples.iter().map(|e| e.input_ids.len()).max().unwrap();
     let lengths: Vec<usize> = examples.iter().map(|e| e.input_ids.len()).collect();
-    let batch: LmBatch<B> = LmBatcher { pad_token_id: 7 }.batch(examples, &NdArrayDevice::Cpu);
+    let batch: LmBatch<B> = LmBatcher { pad_token_id: 7 }.batch(examples, &Default::default());
     assert_eq!(batch.input_ids.dims(), [4, longest]);
     let ids = ints(batch.input_ids);
     let mask = ints(batch.attention_mask);
@@ -367,7 +365,7 @@ fn classification_batches_carry_classes_or_scores() {
             item(&[0, 5, 2, 6, 2], &[0, 0, 0, 1, 1], GlueLabel::Class(1)),
             item(&[0, 7, 2], &[0, 0, 0], GlueLabel::Class(0)),
         ],
-        &NdArrayDevice::Cpu,
+        &Default::default(),
     );
     assert_eq!(ints(batch.input_ids), vec![0, 5, 2, 6, 2, 0, 7, 2, 1, 1]);
     assert_eq!(
@@ -388,7 +386,7 @@ fn classification_batches_carry_classes_or_scores() {
             item(&[0, 5, 2], &[0, 0, 0], GlueLabel::Score(3.8)),
             item(&[0, 2], &[0, 0], GlueLabel::Score(0.5)),
         ],
-        &NdArrayDevice::Cpu,
+        &Default::default(),
     );
     assert_eq!(batch.input_ids.dims(), [2, 3]);
     match batch.targets {

@@ -1,6 +1,10 @@
 //! Decoder models: parity with transformers on the fixtures, generation, the PEFT adapter
-//! fixture, stories260K (HF and llama2.c), checkpoint formats and bad input.
+//! fixture, stories260K (HF and llama2.c), exactness on real weights, sliding-window attention,
+//! checkpoint formats and bad input.
 
+#[macro_use]
+#[path = "support/cpu_backends.rs"]
+mod cpu_backends;
 #[path = "decoder/common.rs"]
 mod common;
 
@@ -10,12 +14,16 @@ mod cache;
 mod cli;
 #[path = "decoder/errors.rs"]
 mod errors;
+#[path = "decoder/exactness.rs"]
+mod exactness;
 #[path = "decoder/formats.rs"]
 mod formats;
 #[path = "decoder/parity.rs"]
 mod parity;
 #[path = "decoder/peft_adapter.rs"]
 mod peft_adapter;
+#[path = "decoder/sliding_window.rs"]
+mod sliding_window;
 #[path = "decoder/stories.rs"]
 mod stories;
 #[path = "decoder/targets.rs"]

@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::backend::ndarray::NdArrayDevice;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
@@ -14,15 +13,16 @@ use burn_peft::model::encoder::{Activation, EncoderClassifier, HeadInit, Problem
 use burn_peft::model::{PeftModel, inject_adapters, merge_adapters};
 use burn_peft::train::PeftStep;
 
-type B = burn::backend::Autodiff<burn::backend::NdArray<f32>>;
+/// Training backend on the shipped CPU device (burn-flex).
+type B = burn_peft::backend::Train<burn_peft::backend::Cpu>;
 
 const BERT: &str = "tiny-bert-cls";
 const ROBERTA: &str = "tiny-roberta-cls";
 /// The fixtures' parity target (f32, CPU).
 const TOLERANCE: f32 = 1e-4;
 
-fn device() -> NdArrayDevice {
-    NdArrayDevice::Cpu
+fn device() -> burn::tensor::Device<B> {
+    Default::default()
 }
 
 fn fixture(name: &str) -> PathBuf {

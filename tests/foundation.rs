@@ -1,22 +1,34 @@
 //! Foundation tests: adapters, SVD initialisation, merging, the SORSA regularizer, accounting,
-//! config validation and the CLI. One test binary (each binary links all of Burn).
-
-#[path = "foundation/common.rs"]
-mod common;
+//! config validation and the CLI. One test binary (each binary links all of Burn); the tests
+//! that compute with tensors run on both CPU backends (`flex::…`, `ndarray::…`).
 
 #[path = "foundation/cli.rs"]
 mod cli;
-#[path = "foundation/config_errors.rs"]
-mod config_errors;
-#[path = "foundation/gradients.rs"]
-mod gradients;
-#[path = "foundation/init_identity.rs"]
-mod init_identity;
-#[path = "foundation/lotr_sharing.rs"]
-mod lotr_sharing;
-#[path = "foundation/merge.rs"]
-mod merge;
-#[path = "foundation/sorsa.rs"]
-mod sorsa;
 #[path = "foundation/svd.rs"]
 mod svd;
+
+/// burn-flex, the shipped `cpu` device.
+#[path = "foundation"]
+mod flex {
+    type Inner = burn_peft::backend::Cpu;
+    mod common;
+    mod config_errors;
+    mod gradients;
+    mod init_identity;
+    mod lotr_sharing;
+    mod merge;
+    mod sorsa;
+}
+
+/// The legacy ndarray backend (`--device ndarray`).
+#[path = "foundation"]
+mod ndarray {
+    type Inner = burn_peft::backend::Ndarray;
+    mod common;
+    mod config_errors;
+    mod gradients;
+    mod init_identity;
+    mod lotr_sharing;
+    mod merge;
+    mod sorsa;
+}

@@ -28,7 +28,13 @@ impl<B: Backend> LowRank<B> {
     /// `scale · ((dropout(x) Aᵀ) Bᵀ)` for `x: [..., in]`.
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         let hidden = linear(self.dropout.forward(x), self.a.val(), None);
-        linear(hidden, self.b.val(), None).mul_scalar(self.scale)
+        // Scaling the r-wide bottleneck costs r/out of scaling the output; 1 needs no pass.
+        let hidden = if self.scale == 1.0 {
+            hidden
+        } else {
+            hidden.mul_scalar(self.scale)
+        };
+        linear(hidden, self.b.val(), None)
     }
 
     /// `scale · (B A)ᵀ`, the update in Burn layout `[in, out]` (merging only).

@@ -24,8 +24,13 @@ pub struct Sorsa<B: Backend> {
 impl<B: Backend> Sorsa<B> {
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         let hidden = linear(self.dropout.forward(x), self.a.val(), None);
-        let hidden = hidden * self.s.val().unsqueeze::<D>();
-        linear(hidden, self.b.val(), None).mul_scalar(self.scale)
+        // The scale rides on the r singular values instead of a pass over the output.
+        let s = if self.scale == 1.0 {
+            self.s.val()
+        } else {
+            self.s.val().mul_scalar(self.scale)
+        };
+        linear(hidden * s.unsqueeze::<D>(), self.b.val(), None)
     }
 
     /// `scale · (B diag(S) A)ᵀ` in Burn layout `[in, out]`.

@@ -35,6 +35,9 @@ pub struct TrainBenchArgs {
     /// Timed optimizer steps (after one untimed warm-up step).
     #[arg(long, default_value_t = 3)]
     pub steps: usize,
+    /// Device: cpu (burn-flex), ndarray, wgpu or cuda (those compiled in).
+    #[arg(long, default_value = "cpu")]
+    pub device: burn_peft::backend::DeviceKind,
 }
 
 #[derive(clap::Args, Debug)]
@@ -90,7 +93,10 @@ pub struct SvdBenchArgs {
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Svd(args) => svd_bench(args),
-        BenchCommand::Train(args) => train_bench(args),
+        BenchCommand::Train(args) => {
+            let device = args.device;
+            burn_peft::backend::run_on(device, TrainBench(args))
+        }
         BenchCommand::Generate(args) => {
             let device = args.device;
             burn_peft::backend::run_on(device, GenerateBench(args))
@@ -173,6 +179,40 @@ fn rayon_threads() -> usize {
         .unwrap_or(1)
 }
 
+/// The random Llama both anchors build (`../shared/bench`): 64-wide heads, MLP 2.6875 × hidden
+/// (1376 for hidden 512), untied head.
+fn bench_llama(
+    vocab: usize,
+    hidden: usize,
+    layers: usize,
+) -> burn_peft::model::decoder::DecoderConfig {
+    let heads = (hidden / 64).max(1);
+    burn_peft::model::decoder::DecoderConfig::llama(
+        vocab,
+        hidden,
+        hidden * 43 / 16,
+        layers,
+        heads,
+        heads,
+        4096,
+        false,
+    )
+}
+
+/// Peak resident memory of this process so far (Linux `VmHWM`).
+fn peak_memory() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        })
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| format!("{:.0} MiB", kb / 1024.0))
+        .unwrap_or_else(|| "unknown".into())
+}
+
 struct GenerateBench(GenerateBenchArgs);
 
 impl burn_peft::backend::BackendJob for GenerateBench {
@@ -183,7 +223,7 @@ impl burn_peft::backend::BackendJob for GenerateBench {
         device: B::Device,
     ) -> anyhow::Result<()> {
         use burn::tensor::{Int, Tensor, TensorData};
-        use burn_peft::model::decoder::{Decoder, DecoderConfig, KvCache, arange_positions};
+        use burn_peft::model::decoder::{Decoder, KvCache, arange_positions};
         type I<B> = <B as burn::tensor::backend::AutodiffBackend>::InnerBackend;
         let args = self.0;
         let model: Decoder<I<B>> = match &args.model {
@@ -191,20 +231,7 @@ impl burn_peft::backend::BackendJob for GenerateBench {
                 .0
                 .decoder()
                 .ok_or_else(|| anyhow::anyhow!("{}: not a decoder", path.display()))?,
-            None => {
-                let heads = (args.hidden / 64).max(1);
-                let config = DecoderConfig::llama(
-                    32_000,
-                    args.hidden,
-                    args.hidden * 8 / 3 / 64 * 64,
-                    args.layers,
-                    heads,
-                    heads,
-                    4096,
-                    false,
-                );
-                Decoder::random(config, 0, &device)?
-            }
+            None => Decoder::random(bench_llama(32_000, args.hidden, args.layers), 0, &device)?,
         };
         let c = &model.config;
         let vocab = c.vocab_size as i64;
@@ -226,8 +253,10 @@ impl burn_peft::backend::BackendJob for GenerateBench {
             TensorData::new(ids, [args.batch, args.prompt]),
             &device,
         );
+        // Round 0 warms up; round 1 is timed. Greedy decoding as `generate` runs it: argmax on
+        // the device, the new ids read back once per token.
         for round in 0..2 {
-            let mut cache = KvCache::new(model.layers.len());
+            let mut cache = KvCache::new(model.layers.len(), args.prompt + args.decode);
             let started = Instant::now();
             let positions = arange_positions::<I<B>>([args.batch, args.prompt], &device);
             let hidden = model.hidden_states(ids.clone(), None, positions, Some(&mut cache));
@@ -244,8 +273,8 @@ impl burn_peft::backend::BackendJob for GenerateBench {
                     Tensor::<I<B>, 2, Int>::full([b, 1], (args.prompt + step) as i64, &device);
                 let hidden = model.hidden_states(next, None, pos, Some(&mut cache));
                 next = model.lm_logits(hidden).argmax(2).reshape([b, 1]);
+                let _ = next.clone().into_data();
             }
-            let _ = next.into_data();
             let decode = started.elapsed().as_secs_f64();
             if round == 1 {
                 println!(
@@ -258,78 +287,75 @@ impl burn_peft::backend::BackendJob for GenerateBench {
                     (args.batch * args.decode) as f64 / decode,
                     decode
                 );
+                println!("peak RSS {}", peak_memory());
             }
         }
         Ok(())
     }
 }
 
-fn train_bench(args: TrainBenchArgs) -> anyhow::Result<()> {
-    use burn::optim::GradientsParams;
-    use burn::tensor::{Int, Tensor, TensorData};
-    use burn_peft::adapter::{AdapterConfig, ParamReport, Targets};
-    use burn_peft::model::decoder::{Decoder, DecoderConfig};
-    use burn_peft::model::inject_adapters;
-    use burn_peft::model::loss::{causal_lm_loss, lm_labels};
-    use burn_peft::train::PeftStep;
-    type T = burn_peft::backend::Train<burn_peft::backend::Cpu>;
+struct TrainBench(TrainBenchArgs);
 
-    let device = Default::default();
-    let heads = (args.hidden / 64).max(1);
-    let inter = args.hidden * 8 / 3 / 64 * 64;
-    let config = DecoderConfig::llama(
-        args.vocab,
-        args.hidden,
-        inter,
-        args.layers,
-        heads,
-        heads,
-        4096,
-        false,
-    );
-    let model = Decoder::<T>::random(config, 0, &device)?;
-    let mut adapter = AdapterConfig::new(args.method, args.rank);
-    adapter.targets = Some(Targets::Pattern("all-linear".into()));
-    let (mut model, _) = inject_adapters(model, &adapter)?;
-    println!(
-        "{} rank {}: {}",
-        args.method,
-        args.rank,
-        ParamReport::of(&model)
-    );
-    let step = PeftStep::new(&adapter, 1e-4, Some(1.0), 1);
-    let mut optimizer = burn::optim::AdamWConfig::new().init();
-    let tokens = args.batch * args.seq;
-    let ids: Vec<i64> = (0..tokens)
-        .map(|i| (i as i64 * 7919) % args.vocab as i64)
-        .collect();
-    let ids = Tensor::<T, 2, Int>::from_data(TensorData::new(ids, [args.batch, args.seq]), &device);
-    let mut timed = 0.0;
-    for i in 0..=args.steps {
-        let started = Instant::now();
-        let logits = model.forward(ids.clone(), None);
-        let loss = causal_lm_loss(logits, lm_labels(ids.clone(), None));
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = step.apply(model, &mut optimizer, grads, 1e-4)?.0;
-        if i > 0 {
-            timed += started.elapsed().as_secs_f64();
+impl burn_peft::backend::BackendJob for TrainBench {
+    type Output = anyhow::Result<()>;
+
+    /// The anchor's loop (`peft_train_bench.py`): forward, causal-LM loss, backward, AdamW step,
+    /// with the loss read back once per step as the trainer logs it.
+    fn run<T: burn::tensor::backend::AutodiffBackend>(
+        self,
+        device: T::Device,
+    ) -> anyhow::Result<()> {
+        use burn::optim::GradientsParams;
+        use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
+        use burn_peft::adapter::{AdapterConfig, ParamReport, Targets};
+        use burn_peft::model::decoder::Decoder;
+        use burn_peft::model::inject_adapters;
+        use burn_peft::model::loss::{causal_lm_loss, lm_labels};
+        use burn_peft::train::PeftStep;
+
+        let args = self.0;
+        let model = Decoder::<T>::random(
+            bench_llama(args.vocab, args.hidden, args.layers),
+            0,
+            &device,
+        )?;
+        let mut adapter = AdapterConfig::new(args.method, args.rank);
+        adapter.targets = Some(Targets::Pattern("all-linear".into()));
+        let (mut model, _) = inject_adapters(model, &adapter)?;
+        println!(
+            "{} rank {} on {}: {}",
+            args.method,
+            args.rank,
+            args.device,
+            ParamReport::of(&model)
+        );
+        let step = PeftStep::new(&adapter, 1e-4, Some(1.0), 1);
+        let mut optimizer = burn::optim::AdamWConfig::new().init();
+        let tokens = args.batch * args.seq;
+        let ids: Vec<i64> = (0..tokens)
+            .map(|i| (i as i64 * 7919) % args.vocab as i64)
+            .collect();
+        let ids =
+            Tensor::<T, 2, Int>::from_data(TensorData::new(ids, [args.batch, args.seq]), &device);
+        let mut timed = 0.0;
+        for i in 0..=args.steps {
+            let started = Instant::now();
+            let logits = model.forward(ids.clone(), None);
+            let loss = causal_lm_loss(logits, lm_labels(ids.clone(), None));
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = step.apply(model, &mut optimizer, grads, 1e-4)?.0;
+            let _: f64 = loss.into_scalar().elem();
+            if i > 0 {
+                timed += started.elapsed().as_secs_f64();
+            }
         }
+        println!(
+            "| {} | {} | {:.0} tokens/s | peak RSS {} |",
+            args.method,
+            args.rank,
+            (args.steps * tokens) as f64 / timed,
+            peak_memory()
+        );
+        Ok(())
     }
-    let peak = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM"))
-                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
-        })
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| format!("{:.0} MiB", kb / 1024.0))
-        .unwrap_or_else(|| "unknown".into());
-    println!(
-        "| {} | {} | {:.0} tokens/s | peak RSS {peak} |",
-        args.method,
-        args.rank,
-        (args.steps * tokens) as f64 / timed
-    );
-    Ok(())
 }

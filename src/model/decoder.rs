@@ -1,19 +1,21 @@
 //! Llama-family decoders: Llama 2/3, Mistral, Qwen2 and Gemma, as HF's `*ForCausalLM` (and
 //! `*ForSequenceClassification` with a `score` head) compute them. The variants differ only in
 //! configuration: Qwen2's q/k/v biases, Gemma's √hidden embedding scale, `(1 + w)` RMSNorm,
-//! GeLU-tanh MLP and explicit head_dim, Llama 3's RoPE frequency scaling.
-//! Mistral's sliding window is not applied (exact for sequences up to the window, 4096).
+//! GeLU-tanh MLP and explicit head_dim, Llama 3's RoPE frequency scaling, Mistral's (and
+//! Qwen2's optional) sliding-window attention.
 
 use std::path::Path;
 
 use burn::module::Module;
 use burn::nn::Embedding;
-use burn::tensor::activation::{gelu_approximate, silu, softmax};
-use burn::tensor::{Int, Tensor, backend::Backend, module::embedding};
+use burn::tensor::activation::{gelu_approximate, silu};
+use burn::tensor::{Bool, Int, Tensor, backend::Backend, module::embedding};
 use serde::Deserialize;
 
+use super::attention::{attention_mask, grouped_attention};
 use super::config::{GenerationConfig, HfConfig, ModelType, TokenIds};
 use super::inject::adapted_layers;
+pub use super::kv_cache::KvCache;
 use super::linear::{PeftLinear, frozen};
 use super::norm::RmsNorm;
 use super::rope::{Rope, RopeParameters};
@@ -54,11 +56,24 @@ pub struct DecoderConfig {
     /// Gemma's RMSNorm uses `(1 + w)`.
     pub norm_offset: f64,
     pub max_position_embeddings: usize,
+    /// Sliding-window attention (Mistral; Qwen2 with `use_sliding_window`): a query sees only
+    /// the keys less than this many positions back.
+    pub sliding_window: Option<usize>,
+    /// Which layers use the window (Qwen2's `layer_types` / `max_window_layers`).
+    pub layer_types: Vec<LayerType>,
     pub bos_token_id: Option<u32>,
     pub eos_token_ids: Vec<u32>,
     pub pad_token_id: Option<u32>,
     /// Labels of a `score` head (`*ForSequenceClassification`), if the checkpoint has one.
     pub num_labels: Option<usize>,
+}
+
+/// A layer's attention pattern, as transformers' `config.layer_types` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerType {
+    FullAttention,
+    SlidingAttention,
 }
 
 #[derive(Deserialize)]
@@ -80,6 +95,9 @@ struct RawDecoderConfig {
     hidden_act: Option<String>,
     hidden_activation: Option<String>,
     max_position_embeddings: Option<usize>,
+    use_sliding_window: Option<bool>,
+    max_window_layers: Option<usize>,
+    layer_types: Option<Vec<LayerType>>,
     #[serde(default)]
     bos_token_id: TokenIds,
     #[serde(default)]
@@ -126,6 +144,8 @@ impl DecoderConfig {
             scale_embeddings: false,
             norm_offset: 0.0,
             max_position_embeddings,
+            sliding_window: None,
+            layer_types: vec![LayerType::FullAttention; num_layers],
             bos_token_id: Some(1),
             eos_token_ids: vec![2],
             pad_token_id: None,
@@ -161,6 +181,7 @@ impl DecoderConfig {
                 "head_dim {head_dim} must be even and positive"
             )));
         }
+        let (sliding_window, layer_types) = sliding_window(hf, &raw).map_err(bad)?;
         let gemma = model_type == ModelType::Gemma;
         let act = raw
             .hidden_activation
@@ -222,6 +243,8 @@ impl DecoderConfig {
             scale_embeddings: gemma,
             norm_offset: if gemma { 1.0 } else { 0.0 },
             max_position_embeddings: raw.max_position_embeddings.unwrap_or(2048),
+            sliding_window,
+            layer_types,
             bos_token_id: generation.bos_token_id.clone().or(raw.bos_token_id).first(),
             eos_token_ids: generation.eos_token_id.clone().or(raw.eos_token_id).all(),
             pad_token_id: generation.pad_token_id.clone().or(raw.pad_token_id).first(),
@@ -230,31 +253,63 @@ impl DecoderConfig {
     }
 }
 
-/// Keys and values of past positions, per layer, `[batch, kv_heads, past, head_dim]`.
-#[derive(Debug, Clone)]
-pub struct KvCache<B: Backend> {
-    layers: Vec<Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
+impl DecoderConfig {
+    /// Whether layer `index` attends through the sliding window.
+    pub fn uses_sliding_window(&self, index: usize) -> bool {
+        self.sliding_window.is_some()
+            && self.layer_types.get(index) == Some(&LayerType::SlidingAttention)
+    }
 }
 
-impl<B: Backend> KvCache<B> {
-    pub fn new(num_layers: usize) -> Self {
-        Self {
-            layers: vec![None; num_layers],
+/// The window and per-layer attention types as transformers derives them: Mistral applies
+/// `sliding_window` (4096 when the key is absent, none when null) to every layer; Qwen2 only
+/// with `use_sliding_window`, to the layers from `max_window_layers` on (or as `layer_types`
+/// lists them); the other architectures have none.
+fn sliding_window(
+    hf: &HfConfig,
+    raw: &RawDecoderConfig,
+) -> std::result::Result<(Option<usize>, Vec<LayerType>), String> {
+    let layers = raw.num_hidden_layers;
+    let configured = match hf.json.get("sliding_window") {
+        None => Some(4096),
+        Some(serde_json::Value::Null) => None,
+        Some(value) => Some(
+            value
+                .as_u64()
+                .filter(|&w| w > 0)
+                .ok_or_else(|| format!("sliding_window {value} must be a positive integer"))?
+                as usize,
+        ),
+    };
+    let window = match hf.model_type {
+        ModelType::Mistral => configured,
+        ModelType::Qwen2 if raw.use_sliding_window.unwrap_or(false) => configured,
+        _ => None,
+    };
+    let types = match (&raw.layer_types, window) {
+        (_, None) => vec![LayerType::FullAttention; layers],
+        (Some(types), Some(_)) if types.len() == layers => types.clone(),
+        (Some(types), Some(_)) => {
+            return Err(format!(
+                "layer_types lists {} layers, num_hidden_layers is {layers}",
+                types.len()
+            ));
         }
-    }
-
-    /// Number of cached positions.
-    pub fn len(&self) -> usize {
-        self.layers
-            .first()
-            .and_then(|l| l.as_ref())
-            .map(|(k, _)| k.dims()[2])
-            .unwrap_or(0)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+        (None, Some(_)) if hf.model_type == ModelType::Qwen2 => {
+            let first = raw.max_window_layers.unwrap_or(28);
+            (0..layers)
+                .map(|i| {
+                    if i >= first {
+                        LayerType::SlidingAttention
+                    } else {
+                        LayerType::FullAttention
+                    }
+                })
+                .collect()
+        }
+        (None, Some(_)) => vec![LayerType::SlidingAttention; layers],
+    };
+    Ok((window, types))
 }
 
 #[derive(Module, Debug)]
@@ -269,12 +324,14 @@ pub struct Attention<B: Backend> {
 }
 
 impl<B: Backend> Attention<B> {
+    /// `mask` comes from [`attention_mask`] (`[b, 1, s, past + s]`); with a cache, this step's
+    /// keys and values are written into it and attention runs over all cached positions.
     fn forward(
         &self,
         x: Tensor<B, 3>,
         rope: (&Tensor<B, 4>, &Tensor<B, 4>),
-        bias: &Tensor<B, 4>,
-        cache: Option<&mut Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
+        mask: Tensor<B, 4, Bool>,
+        cache: Option<(&mut KvCache<B>, usize)>,
         shared: &SharedFactors<B>,
     ) -> Tensor<B, 3> {
         let [b, s, _] = x.dims();
@@ -285,36 +342,20 @@ impl<B: Backend> Attention<B> {
             rope.0,
             rope.1,
         );
-        let mut k = Rope::apply(
+        let k = Rope::apply(
             heads(self.k_proj.forward(x.clone(), shared), kv),
             rope.0,
             rope.1,
         );
-        let mut v = heads(self.v_proj.forward(x, shared), kv);
-        if let Some(slot) = cache {
-            if let Some((past_k, past_v)) = slot.take() {
-                k = Tensor::cat(vec![past_k, k], 2);
-                v = Tensor::cat(vec![past_v, v], 2);
-            }
-            *slot = Some((k.clone(), v.clone()));
-        }
-        let (k, v) = (repeat_kv(k, h / kv), repeat_kv(v, h / kv));
-        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((d as f64).sqrt()) + bias.clone();
-        let out = softmax(scores, 3).matmul(v);
+        let v = heads(self.v_proj.forward(x, shared), kv);
+        let (k, v) = match cache {
+            Some((cache, layer)) => cache.append(layer, k, v),
+            None => (k, v),
+        };
+        let out = grouped_attention(q, k, v, mask);
         let out = out.swap_dims(1, 2).reshape([b, s, h * d]);
         self.o_proj.forward(out, shared)
     }
-}
-
-/// `[b, kv, s, d]` → `[b, kv·n, s, d]`, each kv head repeated for its `n` query heads (GQA).
-fn repeat_kv<B: Backend>(x: Tensor<B, 4>, n: usize) -> Tensor<B, 4> {
-    if n == 1 {
-        return x;
-    }
-    let [b, kv, s, d] = x.dims();
-    x.unsqueeze_dim::<5>(2)
-        .repeat_dim(2, n)
-        .reshape([b, kv * n, s, d])
 }
 
 #[derive(Module, Debug)]
@@ -570,15 +611,27 @@ impl<B: Backend> Decoder<B> {
             x = x.mul_scalar((self.config.hidden_size as f32).sqrt());
         }
         let (cos, sin) = self.rope.cos_sin(positions);
-        let bias = attention_bias::<B>(key_mask, batch, seq, past, &device);
+        // One mask per distinct window (full causal, and the sliding window if any layer uses it).
+        let mask = |window: Option<usize>| {
+            attention_mask::<B>(key_mask.clone(), [batch, seq], past, window, &device)
+        };
+        let full = mask(None);
+        let sliding = self.config.sliding_window.map(|w| mask(Some(w)));
         for (index, layer) in self.layers.iter().enumerate() {
-            let slot = cache.as_deref_mut().map(|c| &mut c.layers[index]);
+            let mask = match (&sliding, self.config.uses_sliding_window(index)) {
+                (Some(sliding), true) => sliding.clone(),
+                _ => full.clone(),
+            };
+            let slot = cache.as_deref_mut().map(|c| (c, index));
             let h = layer.input_layernorm.forward(x.clone());
             x = x + layer
                 .self_attn
-                .forward(h, (&cos, &sin), &bias, slot, &self.shared);
+                .forward(h, (&cos, &sin), mask, slot, &self.shared);
             let h = layer.post_attention_layernorm.forward(x.clone());
             x = x + layer.mlp.forward(h, &self.shared);
+        }
+        if let Some(cache) = cache {
+            cache.advance(seq);
         }
         self.norm.forward(x)
     }
@@ -653,30 +706,6 @@ pub fn arange_positions<B: Backend>(
     Tensor::<B, 1, Int>::arange(0..seq as i64, device)
         .unsqueeze::<2>()
         .repeat_dim(0, batch)
-}
-
-/// Additive attention bias `[batch, 1, seq, past + seq]`: 0 where a query may attend, the f32
-/// minimum (as transformers uses) above the causal diagonal and on padding keys.
-fn attention_bias<B: Backend>(
-    key_mask: Option<Tensor<B, 2, Int>>,
-    batch: usize,
-    seq: usize,
-    past: usize,
-    device: &B::Device,
-) -> Tensor<B, 4> {
-    let total = past + seq;
-    let query = Tensor::<B, 1, Int>::arange(past as i64..total as i64, device).reshape([seq, 1]);
-    let key = Tensor::<B, 1, Int>::arange(0..total as i64, device).reshape([1, total]);
-    let future = key.repeat_dim(0, seq).greater(query.repeat_dim(1, total));
-    let mut masked = future.unsqueeze::<4>().repeat_dim(0, batch);
-    if let Some(mask) = key_mask {
-        let padding = mask
-            .equal_elem(0)
-            .reshape([batch, 1, 1, total])
-            .repeat_dim(2, seq);
-        masked = masked.bool_or(padding);
-    }
-    Tensor::<B, 4>::zeros([batch, 1, seq, total], device).mask_fill(masked, f32::MIN)
 }
 
 impl<B: Backend> PeftModel<B> for Decoder<B> {

@@ -1,11 +1,12 @@
-//! Batched generation with a KV cache: left-padded prompts, greedy or temperature / top-p
-//! sampling, stopping at EOS or after `max_new_tokens`.
+//! Batched generation with a KV cache: left-padded prompts prefilled together, greedy or
+//! temperature / top-p sampling on the device, stopping at EOS or after `max_new_tokens`. Each
+//! step moves only the new token ids to the host.
 
-use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
+use burn::tensor::activation::softmax;
+use burn::tensor::{Bool, Int, Tensor, TensorData, backend::Backend};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use super::decoder::{Decoder, KvCache};
-use crate::linalg::tensor_to_vec;
 use crate::{Error, Result};
 
 /// How to generate.
@@ -92,117 +93,165 @@ pub fn generate<B: Backend>(
     let device = model.embed_tokens.weight.device();
     let batch = prompts.len();
     let width = prompts.iter().map(Vec::len).max().unwrap_or(0);
-    // Left padding: every row's last prompt token sits in the same column.
-    let mut tokens: Vec<Vec<i64>> = Vec::with_capacity(batch);
-    let mut mask: Vec<Vec<i64>> = Vec::with_capacity(batch);
-    let mut positions: Vec<Vec<i64>> = Vec::with_capacity(batch);
+    let capacity = width + options.max_new_tokens;
+    // Left padding: every row's last prompt token sits in the same column. The key mask covers
+    // every column generation can reach (new tokens are always real keys).
+    let mut ids = Vec::with_capacity(batch * width);
+    let mut key_mask = Vec::with_capacity(batch * capacity);
+    let mut positions = Vec::with_capacity(batch * width);
     for prompt in prompts {
         let pad = width - prompt.len();
-        let mut row = vec![i64::from(options.pad_token_id); pad];
-        row.extend(prompt.iter().map(|&t| i64::from(t)));
-        tokens.push(row);
-        let mut m = vec![0; pad];
-        m.extend(std::iter::repeat_n(1, prompt.len()));
-        mask.push(m);
-        let mut p = vec![0; pad];
-        p.extend(0..prompt.len() as i64);
-        positions.push(p);
+        ids.extend(std::iter::repeat_n(i64::from(options.pad_token_id), pad));
+        ids.extend(prompt.iter().map(|&t| i64::from(t)));
+        key_mask.extend(std::iter::repeat_n(0, pad));
+        key_mask.extend(std::iter::repeat_n(1, capacity - pad));
+        positions.extend(std::iter::repeat_n(0, pad));
+        positions.extend(0..prompt.len() as i64);
     }
+    let int = |values: Vec<i64>, shape: [usize; 2]| {
+        Tensor::<B, 2, Int>::from_data(TensorData::new(values, shape), &device)
+    };
+    let key_mask = int(key_mask, [batch, capacity]);
+    let lengths: Vec<i64> = prompts.iter().map(|p| p.len() as i64).collect();
+    let lengths = int(lengths, [batch, 1]);
+    let mut step_ids = int(ids, [batch, width]);
+    let mut step_positions = int(positions, [batch, width]);
 
-    let mut rng = StdRng::seed_from_u64(options.seed);
-    let mut cache = options.use_cache.then(|| KvCache::new(model.layers.len()));
+    let mut draws = UniformDraws::new(options.seed);
+    let mut cache = options
+        .use_cache
+        .then(|| KvCache::new(model.layers.len(), capacity));
+    // Without a cache every step re-runs the whole sequence so far.
+    let mut sequence: Option<(Tensor<B, 2, Int>, Tensor<B, 2, Int>)> = None;
     let mut outputs: Vec<Vec<u32>> = vec![Vec::new(); batch];
     let mut done = vec![false; batch];
-    let mut step_tokens = tokens.clone();
-    let mut step_positions = positions.clone();
-    for _ in 0..options.max_new_tokens {
-        let ids = int_tensor::<B>(&step_tokens, &device);
-        let pos = int_tensor::<B>(&step_positions, &device);
-        let key_mask = int_tensor::<B>(&mask, &device);
-        let hidden = model.hidden_states(ids, Some(key_mask), pos, cache.as_mut());
+    let mut finished: Tensor<B, 1, Bool> = Tensor::<B, 1, Int>::zeros([batch], &device).bool();
+    for step in 0..options.max_new_tokens {
+        let (ids, pos) = match &sequence {
+            Some((ids, pos)) => (ids.clone(), pos.clone()),
+            None => (step_ids.clone(), step_positions.clone()),
+        };
+        let total = width + step;
+        let mask = key_mask.clone().slice([0..batch, 0..total]);
+        let hidden = model.hidden_states(ids, Some(mask), pos, cache.as_mut());
         let [b, s, h] = hidden.dims();
-        let last = hidden.slice([0..b, s - 1..s, 0..h]);
-        let logits = tensor_to_vec(model.lm_logits(last));
-        let vocab = logits.len() / batch;
-        for row in 0..batch {
-            let next = if done[row] {
-                options.pad_token_id
-            } else {
-                let token =
-                    select_token(&logits[row * vocab..(row + 1) * vocab], options, &mut rng);
+        let logits = model
+            .lm_logits(hidden.slice([0..b, s - 1..s, 0..h]))
+            .reshape([b, model.config.vocab_size]);
+        let uniform = (options.temperature > 0.0).then(|| {
+            Tensor::<B, 1>::from_data(TensorData::new(draws.next(batch), [batch]), &device)
+        });
+        // Finished rows are fed padding; the new ids are the step's only host transfer.
+        let next = select_tokens(logits, options, uniform)
+            .mask_fill(finished.clone(), i64::from(options.pad_token_id));
+        let host: Vec<i64> = next
+            .clone()
+            .into_data()
+            .convert::<i64>()
+            .to_vec()
+            .map_err(|e| {
+                Error::invalid(
+                    "generation",
+                    "token ids",
+                    format!("could not be read: {e:?}"),
+                )
+            })?;
+        for (row, &token) in host.iter().enumerate() {
+            if !done[row] {
+                let token = token as u32;
                 outputs[row].push(token);
                 done[row] = options.eos_token_ids.contains(&token);
-                token
-            };
-            tokens[row].push(i64::from(next));
-            mask[row].push(1);
-            let next_pos = positions[row].last().copied().unwrap_or(-1) + 1;
-            positions[row].push(next_pos);
+            }
         }
         if done.iter().all(|d| *d) {
             break;
         }
-        if cache.is_some() {
-            step_tokens = tokens
-                .iter()
-                .map(|r| vec![*r.last().expect("non-empty")])
-                .collect();
-            step_positions = positions
-                .iter()
-                .map(|r| vec![*r.last().expect("non-empty")])
-                .collect();
+        for &eos in &options.eos_token_ids {
+            finished = finished.bool_or(next.clone().equal_elem(i64::from(eos)));
+        }
+        let next = next.reshape([batch, 1]);
+        let next_pos = lengths.clone().add_scalar(step as i64);
+        if options.use_cache {
+            step_ids = next;
+            step_positions = next_pos;
         } else {
-            step_tokens = tokens.clone();
-            step_positions = positions.clone();
+            let (ids, pos) = sequence
+                .take()
+                .unwrap_or((step_ids.clone(), step_positions.clone()));
+            sequence = Some((
+                Tensor::cat(vec![ids, next], 1),
+                Tensor::cat(vec![pos, next_pos], 1),
+            ));
         }
     }
     Ok(outputs)
 }
 
-fn int_tensor<B: Backend>(rows: &[Vec<i64>], device: &B::Device) -> Tensor<B, 2, Int> {
-    let width = rows.first().map(Vec::len).unwrap_or(0);
-    let flat: Vec<i64> = rows.iter().flatten().copied().collect();
-    Tensor::from_data(TensorData::new(flat, [rows.len(), width]), device)
+/// The U[0, 1) draws of sampled generation: a `StdRng` seeded with the options' seed gives one
+/// draw per row at each step, in row order. Public so that a sampled generation can be replayed
+/// against a reference sampler.
+pub struct UniformDraws(StdRng);
+
+impl UniformDraws {
+    pub fn new(seed: u64) -> Self {
+        Self(StdRng::seed_from_u64(seed))
+    }
+
+    /// The next step's draws, one per row.
+    pub fn next(&mut self, batch: usize) -> Vec<f32> {
+        (0..batch).map(|_| self.0.random::<f32>()).collect()
+    }
 }
 
-/// Greedy (first maximum, as `torch.argmax`) or temperature / top-p sampling.
-fn select_token(logits: &[f32], options: &GenerationOptions, rng: &mut StdRng) -> u32 {
-    if options.temperature == 0.0 {
-        let mut best = 0;
-        for (i, &v) in logits.iter().enumerate() {
-            if v > logits[best] {
-                best = i;
-            }
-        }
-        return best as u32;
+/// Greedy (first maximum, as `torch.argmax`) or temperature / top-p sampling of one token per
+/// row of `logits: [batch, vocab]`, on the device. `uniform` holds one U[0, 1) draw per row.
+fn select_tokens<B: Backend>(
+    logits: Tensor<B, 2>,
+    options: &GenerationOptions,
+    uniform: Option<Tensor<B, 1>>,
+) -> Tensor<B, 1, Int> {
+    let [batch, vocab] = logits.dims();
+    let Some(uniform) = uniform else {
+        return logits.argmax(1).reshape([batch]);
+    };
+    let probs = softmax(logits.div_scalar(options.temperature), 1);
+    let kept = if options.top_p < 1.0 {
+        let threshold = nucleus_threshold(probs.clone(), options.top_p).expand([batch, vocab]);
+        probs.clone().mask_fill(probs.lower(threshold), 0.0)
+    } else {
+        probs
+    };
+    // Inverse-CDF sampling over the kept tokens in vocabulary order: the first token whose
+    // cumulative mass exceeds the draw (never past the last kept token).
+    let cumulative = kept.clone().cumsum(1);
+    let total = cumulative.clone().slice([0..batch, vocab - 1..vocab]);
+    let draw = (uniform.reshape([batch, 1]) * total).expand([batch, vocab]);
+    let index = cumulative.lower_equal(draw).int().sum_dim(1);
+    let last_kept = Tensor::<B, 1, Int>::arange(0..vocab as i64, &kept.device())
+        .reshape([1, vocab])
+        .expand([batch, vocab])
+        .mask_fill(kept.equal_elem(0.0), 0)
+        .max_dim(1);
+    index.min_pair(last_kept).reshape([batch])
+}
+
+/// Per row, the largest probability τ whose tokens `p ≥ τ` hold at least `top_p` of the mass
+/// (`[batch, 1]`): the nucleus is the most probable tokens until their mass reaches `top_p`.
+/// Found by bisection (32 halvings of [0, max p]) rather than a sort, which Burn's GPU backends
+/// would run on the host.
+fn nucleus_threshold<B: Backend>(probs: Tensor<B, 2>, top_p: f32) -> Tensor<B, 2> {
+    let [batch, vocab] = probs.dims();
+    let mut high = probs.clone().max_dim(1);
+    let mut low = high.zeros_like();
+    for _ in 0..32 {
+        let middle = (low.clone() + high.clone()).div_scalar(2.0);
+        let kept = probs
+            .clone()
+            .greater_equal(middle.clone().expand([batch, vocab]));
+        let mass = probs.clone().mask_fill(kept.bool_not(), 0.0).sum_dim(1);
+        let enough = mass.greater_equal_elem(top_p);
+        low = low.mask_where(enough.clone(), middle.clone());
+        high = high.mask_where(enough.bool_not(), middle);
     }
-    let scaled: Vec<f64> = logits
-        .iter()
-        .map(|&v| f64::from(v) / f64::from(options.temperature))
-        .collect();
-    let max = scaled.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let mut probs: Vec<(usize, f64)> = scaled
-        .iter()
-        .map(|&v| (v - max).exp())
-        .enumerate()
-        .collect();
-    let total: f64 = probs.iter().map(|p| p.1).sum();
-    probs.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let mut kept = Vec::new();
-    let mut mass = 0.0;
-    for (i, p) in probs {
-        kept.push((i, p / total));
-        mass += p / total;
-        if mass >= f64::from(options.top_p) {
-            break;
-        }
-    }
-    let mut draw = rng.random::<f64>() * mass;
-    for &(i, p) in &kept {
-        if draw < p {
-            return i as u32;
-        }
-        draw -= p;
-    }
-    kept.last().map(|k| k.0 as u32).unwrap_or(0)
+    low
 }

@@ -26,10 +26,17 @@ impl<B: Backend> PeftLinear<B> {
         x: Tensor<B, D>,
         shared: &SharedFactors<B>,
     ) -> Tensor<B, D> {
-        match self {
+        // Rows in, rows out: burn-flex runs a [batch, seq, in] × [in, out] product as `batch`
+        // matmuls that each repack the weight; one [batch·seq, in] matmul packs it once.
+        let mut dims = x.dims();
+        let rows = dims[..D - 1].iter().product::<usize>();
+        let x = x.reshape([rows, dims[D - 1]]);
+        let y = match self {
             PeftLinear::Plain(linear) => linear.forward(x),
             PeftLinear::Adapted(adapted) => adapted.forward(x, shared),
-        }
+        };
+        dims[D - 1] = y.dims()[1];
+        y.reshape(dims)
     }
 
     /// The frozen base (for an adapted layer: the residual base of splitting methods).

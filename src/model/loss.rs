@@ -21,10 +21,13 @@ pub fn lm_labels<B: Backend>(
 /// Mean next-token cross-entropy of `logits: [batch, seq, vocab]` against `labels: [batch, seq]`
 /// (shifted inside, as HF's `ForCausalLMLoss`).
 pub fn causal_lm_loss<B: Backend>(logits: Tensor<B, 3>, labels: Tensor<B, 2, Int>) -> Tensor<B, 1> {
-    let [b, s, v] = logits.dims();
-    let logits = logits.slice([0..b, 0..s - 1, 0..v]);
-    let labels = labels.slice([0..b, 1..s]);
-    masked_cross_entropy(logits, labels)
+    let [b, s] = labels.dims();
+    // Shift the labels (the last position predicts nothing), not the logits: a slice of the
+    // [batch, seq, vocab] logits would be copied, and its backward would build another
+    // full-size gradient.
+    let nothing = Tensor::full([b, 1], IGNORE_INDEX, &labels.device());
+    let next = Tensor::cat(vec![labels.slice([0..b, 1..s]), nothing], 1);
+    masked_cross_entropy(logits, next)
 }
 
 /// Mean cross-entropy over the positions whose label is not −100.

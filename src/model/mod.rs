@@ -2,11 +2,13 @@
 //! [`PeftLinear`] slots so adapters can be injected into any linear layer.
 
 pub mod any;
+pub mod attention;
 pub mod config;
 pub mod decoder;
 pub mod encoder;
 pub mod generate;
 pub mod inject;
+pub mod kv_cache;
 pub mod linear;
 pub mod llama2c;
 pub mod loss;

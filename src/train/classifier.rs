@@ -301,7 +301,9 @@ where
     for step in start_step..stop {
         let step_started = Instant::now();
         let mut accumulator = GradientsAccumulator::new();
-        let (mut loss_sum, mut epoch, mut rows) = (0.0, 0, 0); // rows: input tokens
+        let (mut epoch, mut rows) = (0, 0); // rows: input tokens
+        // The loss stays on the device; the step reads it back with its other numbers, once.
+        let mut step_loss: Option<Tensor<B::InnerBackend, 1>> = None;
         for micro in 0..accumulation {
             let (e, indices) =
                 plan.batch_indices(recipe, train_set.len(), step * accumulation + micro);
@@ -315,13 +317,19 @@ where
                 device,
             );
             let loss = loss(&model, &batch)?.div_scalar(accumulation as f64);
-            loss_sum += loss.clone().into_scalar().elem::<f64>();
+            let value = loss.clone().inner();
+            step_loss = Some(match step_loss {
+                Some(sum) => sum + value,
+                None => value,
+            });
             accumulator.accumulate(&model, GradientsParams::from_grads(loss.backward(), &model));
         }
         let lr = plan.schedule.lr(step);
-        let (next, report) =
-            plan.step_rule
-                .apply(model, &mut optimizer, accumulator.grads(), lr)?;
+        let (next, report) = plan
+            .step_rule
+            .step(model, &mut optimizer, accumulator.grads(), lr)?;
+        let (loss_sum, report) = report.read_with(step_loss);
+        let loss_sum = loss_sum.unwrap_or(0.0);
         model = next;
         first_loss.get_or_insert(loss_sum);
         last_loss = Some(loss_sum);

@@ -16,4 +16,4 @@ pub mod step;
 pub mod trainer;
 
 pub use clip::clip_global_norm;
-pub use step::{PeftStep, StepReport};
+pub use step::{PeftStep, PendingReport, StepReport};

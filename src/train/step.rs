@@ -1,14 +1,52 @@
 //! One optimizer step of a PEFT model: global-norm clipping of the task gradient, the SORSA
 //! regularizer in its configured mode (METHODS.md), the optional LoRA-FA gradient correction and
-//! the optimizer update.
+//! the optimizer update. Nothing is read back to the host during a step: the gradient norm and
+//! the regularizer stay on the device ([`PendingReport`]) until the caller reads them, together
+//! with its loss, in one transfer.
 
 use burn::module::{AutodiffModule, Module};
 use burn::optim::{GradientsParams, Optimizer};
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::Tensor;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use crate::Result;
 use crate::adapter::regularizer::Regularization;
 use crate::adapter::{AdapterConfig, HasAdapters, Method, RegularizerMode, lora_fa, regularizer};
+
+/// What a step did, still on the device.
+#[derive(Debug, Clone)]
+pub struct PendingReport<B: Backend> {
+    grad_norm: Option<Tensor<B, 1>>,
+    regularizer: Option<Tensor<B, 1>>,
+}
+
+impl<B: Backend> PendingReport<B> {
+    /// Reads the report back (one host transfer).
+    pub fn read(self) -> StepReport {
+        self.read_with(None).1
+    }
+
+    /// Reads the report and the step's `loss` (`[1]`) back in one host transfer.
+    pub fn read_with(self, loss: Option<Tensor<B, 1>>) -> (Option<f64>, StepReport) {
+        let parts = [loss, self.grad_norm, self.regularizer];
+        let present: Vec<Tensor<B, 1>> = parts.iter().flatten().cloned().collect();
+        let mut values = if present.is_empty() {
+            Vec::new()
+        } else {
+            Tensor::cat(present, 0)
+                .into_data()
+                .iter::<f64>()
+                .collect::<Vec<f64>>()
+        }
+        .into_iter();
+        let [loss, grad_norm, regularizer] = parts.map(|part| part.and_then(|_| values.next()));
+        let report = StepReport {
+            grad_norm: grad_norm.unwrap_or(0.0),
+            regularizer: regularizer.unwrap_or(0.0),
+        };
+        (loss, report)
+    }
+}
 
 /// What a step did, for logging.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -62,16 +100,34 @@ impl PeftStep {
         }
     }
 
-    /// Applies one update with the (averaged) task gradients `grads` at scheduled rate `lr`:
+    /// Applies one update with the (averaged) task gradients `grads` at scheduled rate `lr`,
+    /// and reads its report back.
+    pub fn apply<B, M, O>(
+        &self,
+        model: M,
+        optimizer: &mut O,
+        grads: GradientsParams,
+        lr: f64,
+    ) -> Result<(M, StepReport)>
+    where
+        B: AutodiffBackend,
+        M: AutodiffModule<B> + HasAdapters<B>,
+        O: Optimizer<M, B>,
+    {
+        let (model, report) = self.step(model, optimizer, grads, lr)?;
+        Ok((model, report.read()))
+    }
+
+    /// [`apply`](Self::apply) without reading anything back: the report stays on the device.
     /// [`before_update`](Self::before_update), the optimizer step, then
     /// [`after_update`](Self::after_update).
-    pub fn apply<B, M, O>(
+    pub fn step<B, M, O>(
         &self,
         model: M,
         optimizer: &mut O,
         mut grads: GradientsParams,
         lr: f64,
-    ) -> Result<(M, StepReport)>
+    ) -> Result<(M, PendingReport<B::InnerBackend>)>
     where
         B: AutodiffBackend,
         M: AutodiffModule<B> + HasAdapters<B>,
@@ -84,26 +140,29 @@ impl PeftStep {
 
     /// The part of a step before the optimizer update: clips the task gradients in `grads` to
     /// the global norm, adds the reference-mode regularizer gradient and applies the LoRA-FA
-    /// correction. Returns the step's report and the regularizer for
-    /// [`after_update`](Self::after_update). Split from [`apply`](Self::apply) so that loops
+    /// correction. Returns the step's report (on the device) and the regularizer for
+    /// [`after_update`](Self::after_update). Split from [`step`](Self::step) so that loops
     /// which own the optimizer call (burn-train's `TrainStep::optimize`) run the same rule.
     pub fn before_update<B, M>(
         &self,
         model: &M,
         grads: &mut GradientsParams,
-    ) -> Result<(StepReport, Regularization<B::InnerBackend>)>
+    ) -> Result<(PendingReport<B::InnerBackend>, Regularization<B::InnerBackend>)>
     where
         B: AutodiffBackend,
         M: Module<B> + HasAdapters<B>,
     {
-        let grad_norm = match self.max_grad_norm {
-            Some(max) => super::clip_global_norm(model, grads, max),
-            None => super::clip::clip_global_norm(model, grads, f64::INFINITY),
+        let max_norm = self.max_grad_norm.unwrap_or(f64::INFINITY);
+        let grad_norm = super::clip::clip_global_norm_on_device(model, grads, max_norm);
+        // With γ = 0 the regularizer is only logged: its value, no gradient.
+        let reg = if self.gamma > 0.0 {
+            regularizer::regularizer_gradients::<B, M>(model)
+        } else {
+            regularizer::regularizer_value_on_device::<B, M>(model)
         };
-        let reg = regularizer::regularizer_gradients::<B, M>(model);
-        let report = StepReport {
+        let report = PendingReport {
             grad_norm,
-            regularizer: reg.value,
+            regularizer: reg.value.clone(),
         };
         if self.gamma > 0.0 && self.regularizer_mode == RegularizerMode::Reference {
             let weight = self.gamma / self.base_lr / self.regularizer_divisor;

@@ -13,8 +13,8 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
-use burn::tensor::ElementConversion;
 use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{ElementConversion, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::dashboard::Dashboard;
@@ -130,6 +130,8 @@ pub(crate) struct Plan {
     pub total_steps: usize,
     pub schedule: Schedule,
     pub step_rule: PeftStep,
+    /// The current epoch's permutation, drawn once per epoch (not once per micro-batch).
+    order: std::cell::RefCell<Option<(usize, Vec<usize>)>>,
 }
 
 impl Plan {
@@ -155,6 +157,7 @@ impl Plan {
                 end_lr: 0.0,
             },
             step_rule: PeftStep::new(&recipe.adapter, o.lr, clip, o.grad_accumulation),
+            order: std::cell::RefCell::new(None),
         }
     }
 
@@ -167,7 +170,12 @@ impl Plan {
     ) -> (usize, Vec<usize>) {
         let epoch = micro / self.batches_per_epoch;
         let pos = micro % self.batches_per_epoch;
-        let order = permutation(examples, recipe.run.seed.wrapping_add(epoch as u64));
+        let mut cached = self.order.borrow_mut();
+        if cached.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            let order = permutation(examples, recipe.run.seed.wrapping_add(epoch as u64));
+            *cached = Some((epoch, order));
+        }
+        let order = &cached.as_ref().expect("just filled").1;
         let size = recipe.optim.batch_size;
         let end = ((pos + 1) * size).min(order.len());
         (epoch, order[pos * size..end].to_vec())
@@ -334,7 +342,8 @@ pub fn train_model<B: AutodiffBackend>(
     for step in start_step..stop {
         let step_started = Instant::now();
         let mut accumulator = GradientsAccumulator::new();
-        let mut loss_sum = 0.0;
+        // The loss stays on the device; the step reads it back with its other numbers, once.
+        let mut step_loss: Option<Tensor<B::InnerBackend, 1>> = None;
         let mut tokens = 0;
         let mut epoch = 0;
         for micro in 0..o.grad_accumulation {
@@ -343,13 +352,19 @@ pub fn train_model<B: AutodiffBackend>(
             tokens += batch.num_targets;
             let logits = model.forward(batch.input_ids, Some(batch.attention_mask));
             let loss = causal_lm_loss(logits, batch.labels).div_scalar(o.grad_accumulation as f64);
-            loss_sum += loss.clone().into_scalar().elem::<f64>();
+            let value = loss.clone().inner();
+            step_loss = Some(match step_loss {
+                Some(sum) => sum + value,
+                None => value,
+            });
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             accumulator.accumulate(&model, grads);
         }
         let lr = schedule.lr(step);
-        let (next, report) = step_rule.apply(model, &mut optimizer, accumulator.grads(), lr)?;
+        let (next, report) = step_rule.step(model, &mut optimizer, accumulator.grads(), lr)?;
         model = next;
+        let (loss_sum, report) = report.read_with(step_loss);
+        let loss_sum = loss_sum.unwrap_or(0.0);
         tokens_total += tokens;
         first_loss.get_or_insert(loss_sum);
         last_loss = Some(loss_sum);

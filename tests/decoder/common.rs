@@ -1,13 +1,15 @@
 use std::path::PathBuf;
 
-use burn::backend::ndarray::NdArrayDevice;
+use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Int, Tensor};
 use burn_peft::io::checkpoint::Checkpoint;
 
-pub type B = burn::backend::NdArray<f32>;
+/// The shipped CPU backend (burn-flex); tests that are cheap run on both CPU backends through
+/// `cpu_backend_tests!`.
+pub type B = burn_peft::backend::Cpu;
 
-pub fn device() -> NdArrayDevice {
-    NdArrayDevice::Cpu
+pub fn device() -> burn::tensor::Device<B> {
+    Default::default()
 }
 
 pub fn fixture(name: &str) -> PathBuf {
@@ -29,7 +31,11 @@ impl Reference {
     }
 
     pub fn ints(&self, name: &str) -> Tensor<B, 2, Int> {
-        self.ckpt.int_tensor::<B, 2>(name, &device()).unwrap()
+        self.ints_on::<B>(name, &device())
+    }
+
+    pub fn ints_on<Bk: Backend>(&self, name: &str, device: &Bk::Device) -> Tensor<Bk, 2, Int> {
+        self.ckpt.int_tensor::<Bk, 2>(name, device).unwrap()
     }
 
     pub fn ids(&self, name: &str) -> Vec<u32> {
@@ -43,11 +49,43 @@ impl Reference {
     }
 
     pub fn floats<const D: usize>(&self, name: &str) -> Tensor<B, D> {
+        self.floats_on::<B, D>(name, &device())
+    }
+
+    pub fn floats_on<Bk: Backend, const D: usize>(
+        &self,
+        name: &str,
+        device: &Bk::Device,
+    ) -> Tensor<Bk, D> {
         let shape: [usize; D] = self.ckpt.shape(name).unwrap().try_into().unwrap();
-        self.ckpt.tensor::<B, D>(name, shape, &device()).unwrap()
+        self.ckpt.tensor::<Bk, D>(name, shape, device).unwrap()
     }
 }
 
-pub fn max_abs_diff<const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> f64 {
+pub fn max_abs_diff<Bk: Backend, const D: usize>(a: Tensor<Bk, D>, b: Tensor<Bk, D>) -> f64 {
     (a - b).abs().max().into_scalar().elem()
+}
+
+/// tiny-llama's weights as a Mistral with a 4-token sliding window
+/// (`tests/fixtures/tiny-mistral-sliding`), assembled once per test process in a temporary
+/// folder.
+pub fn sliding_window_model() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir =
+            std::env::temp_dir().join(format!("burn-peft-tiny-mistral-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(
+            fixture("tiny-mistral-sliding").join("config.json"),
+            dir.join("config.json"),
+        )
+        .unwrap();
+        std::fs::copy(
+            fixture("tiny-llama").join("model.safetensors"),
+            dir.join("model.safetensors"),
+        )
+        .unwrap();
+        dir
+    })
+    .clone()
 }

@@ -1,16 +1,17 @@
 //! Shared helpers: the test backend, random layers and comparisons.
 
-use burn::backend::ndarray::NdArrayDevice;
 use burn::nn::Linear;
+use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Tensor, TensorData};
 use burn_peft::adapter::{AdapterConfig, Init, Method};
 use burn_peft::linalg::{SvdMode, gaussian, layout};
 
-pub type B = burn::backend::Autodiff<burn::backend::NdArray<f32>>;
-pub type Inner = burn::backend::NdArray<f32>;
+/// The CPU backend of the enclosing module (`flex` or `ndarray`, see `tests/foundation.rs`).
+pub type Inner = super::Inner;
+pub type B = burn_peft::backend::Train<Inner>;
 
-pub fn device() -> NdArrayDevice {
-    NdArrayDevice::Cpu
+pub fn device() -> burn::tensor::Device<Inner> {
+    Default::default()
 }
 
 /// A host matrix as an HF-layout tensor.
@@ -94,15 +95,12 @@ pub fn describe(cfg: &AdapterConfig) -> String {
 }
 
 /// `max |a − b| / max |b|`.
-pub fn max_rel_diff<Bk: burn::tensor::backend::Backend, const D: usize>(
-    a: Tensor<Bk, D>,
-    b: Tensor<Bk, D>,
-) -> f64 {
+pub fn max_rel_diff<Bk: Backend, const D: usize>(a: Tensor<Bk, D>, b: Tensor<Bk, D>) -> f64 {
     let diff: f64 = (a - b.clone()).abs().max().into_scalar().elem();
     let size: f64 = b.abs().max().into_scalar().elem();
     diff / size.max(f64::MIN_POSITIVE)
 }
 
-pub fn to_vec<Bk: burn::tensor::backend::Backend, const D: usize>(t: Tensor<Bk, D>) -> Vec<f32> {
+pub fn to_vec<Bk: Backend, const D: usize>(t: Tensor<Bk, D>) -> Vec<f32> {
     burn_peft::linalg::tensor_to_vec(t)
 }

@@ -2,7 +2,7 @@
 
 use burn_peft::adapter::{AdaptedGroup, AdapterConfig, AdapterInit, Method};
 
-use crate::common::*;
+use super::common::*;
 
 fn parse(toml_text: &str) -> Result<AdapterConfig, String> {
     let cfg: AdapterConfig = toml::from_str(toml_text).map_err(|e| e.to_string())?;

@@ -9,7 +9,7 @@ use burn_peft::adapter::{
 };
 use burn_peft::train::PeftStep;
 
-use crate::common::*;
+use super::common::*;
 
 struct GradPresence<'a> {
     grads: &'a <B as burn::tensor::backend::AutodiffBackend>::Gradients,

@@ -3,7 +3,7 @@
 
 use burn_peft::adapter::{AdaptedGroup, AdapterInit};
 
-use crate::common::*;
+use super::common::*;
 
 #[test]
 fn every_adapter_starts_at_the_base_output() {

@@ -5,7 +5,7 @@ use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::Tensor;
 use burn_peft::adapter::{AdaptedGroup, AdapterConfig, AdapterInit, Init, Method};
 
-use crate::common::*;
+use super::common::*;
 
 fn layer_loss(group: &AdaptedGroup<B>, layer: usize, x: Tensor<B, 2>) -> Tensor<B, 1> {
     group.layers[layer]

@@ -5,7 +5,7 @@ use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn_peft::adapter::{AdaptedGroup, AdaptedLinear, AdapterInit};
 
-use crate::common::*;
+use super::common::*;
 
 #[test]
 fn merged_linear_matches_the_adapted_layer_after_training_and_unmerge_restores_it() {

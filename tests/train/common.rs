@@ -1,15 +1,15 @@
 use std::path::PathBuf;
 
-use burn::backend::ndarray::NdArrayDevice;
 use burn::tensor::{ElementConversion, Int, Tensor};
 use burn_peft::io::checkpoint::Checkpoint;
 use burn_peft::train::recipe::Recipe;
 
-pub type B = burn::backend::NdArray<f32>;
-pub type Train = burn::backend::Autodiff<B>;
+/// The shipped CPU backend (burn-flex).
+pub type B = burn_peft::backend::Cpu;
+pub type Train = burn_peft::backend::Train<B>;
 
-pub fn device() -> NdArrayDevice {
-    NdArrayDevice::Cpu
+pub fn device() -> burn::tensor::Device<B> {
+    Default::default()
 }
 
 pub fn root() -> PathBuf {

@@ -1,0 +1,87 @@
+//! Scaled dot-product attention and the masks decoders need (causal, padding, sliding window),
+//! computed with the backend's fused kernel (`burn::tensor::module::attention`: burn-flex's
+//! tiled CPU kernel, cubecl's flash attention) when no gradient is recorded.
+//!
+//! Grouped-query attention never repeats keys and values: the `n` query heads that share a
+//! key/value head are stacked along the sequence axis (`[b, kv, n·s, d]`), so one attention call
+//! per key/value head covers them all, with the mask repeated along that axis.
+
+use burn::tensor::activation::softmax;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Bool, Int, Tensor, backend::Backend};
+
+/// Which keys each query may not see, `[batch, 1, seq, past + seq]` (`true` = masked), for
+/// queries at cache columns `past..past + seq`:
+/// - causal: keys after the query;
+/// - padding: keys whose `key_mask` (`[batch, past + seq]`, 1 = real token) is 0;
+/// - sliding window (Mistral, Qwen2): keys `window` or more columns before the query, as
+///   transformers' `sliding_window_overlay` (`kv_idx > q_idx - window` is kept).
+///
+/// A query that would see no key at all (a left-padding position) sees itself instead, so that
+/// every backend's softmax stays finite there; such rows feed no real position.
+pub fn attention_mask<B: Backend>(
+    key_mask: Option<Tensor<B, 2, Int>>,
+    [batch, seq]: [usize; 2],
+    past: usize,
+    window: Option<usize>,
+    device: &B::Device,
+) -> Tensor<B, 4, Bool> {
+    let total = past + seq;
+    let shape = [batch, seq, total];
+    let query = Tensor::<B, 1, Int>::arange(past as i64..total as i64, device)
+        .reshape([1, seq, 1])
+        .expand(shape);
+    let key = Tensor::<B, 1, Int>::arange(0..total as i64, device)
+        .reshape([1, 1, total])
+        .expand(shape);
+    let mut masked = key.clone().greater(query.clone());
+    if let Some(window) = window {
+        let too_old = key
+            .clone()
+            .lower_equal(query.clone().sub_scalar(window as i64));
+        masked = masked.bool_or(too_old);
+    }
+    if let Some(key_mask) = key_mask {
+        let padding = key_mask
+            .equal_elem(0)
+            .reshape([batch, 1, total])
+            .expand(shape);
+        masked = masked.bool_or(padding);
+        let sees_nothing = masked.clone().all_dim(2).expand(shape);
+        let itself = key.equal(query);
+        masked = masked.bool_and(sees_nothing.bool_and(itself).bool_not());
+    }
+    masked.unsqueeze_dim(1)
+}
+
+/// `softmax(q kᵀ / √d + mask) v` for `q: [b, h, s, d]`, `k, v: [b, kv, total, d]` with
+/// `h = n·kv` (query head `i` reads key/value head `i / n`, as transformers' `repeat_kv`), and
+/// `mask: [b, 1, s, total]` from [`attention_mask`]. Returns `[b, h, s, d]`.
+pub fn grouped_attention<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    mask: Tensor<B, 4, Bool>,
+) -> Tensor<B, 4> {
+    let [b, h, s, d] = q.dims();
+    let [_, kv, total, _] = k.dims();
+    let n = h / kv;
+    // Query heads of one group are adjacent (`i = g·n + j`): stack them along the sequence.
+    let q = q.reshape([b, kv, n * s, d]);
+    let mask = if n == 1 { mask } else { mask.repeat_dim(2, n) }.expand([b, kv, n * s, total]);
+    let out = if B::ad_enabled(&q.device()) {
+        // Under autodiff Burn runs `attention` as its generic fallback, whose softmax also
+        // differentiates through the row maximum; the composed form keeps the backward to the
+        // two matmuls and one softmax.
+        let scores = q
+            .matmul(k.swap_dims(2, 3))
+            .mul_scalar(1.0 / (d as f64).sqrt())
+            .mask_fill(mask, f32::NEG_INFINITY);
+        softmax(scores, 3).matmul(v)
+    } else {
+        // Scale 1/√d (the default) and a boolean mask keep cubecl on its flash kernel.
+        attention(q, k, v, Some(mask), None, AttentionModuleOptions::default())
+    };
+    out.reshape([b, h, s, d])
+}
