@@ -23,7 +23,8 @@ pub struct EvalArgs {
     /// HF model folder (config.json + safetensors) or llama2.c .bin file.
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Adapter folder to apply (adapter_config.json + adapter_model.safetensors).
+    /// Adapter folder to apply (adapter_config.json + adapter_model.safetensors), with the
+    /// trained head it carries (modules_to_save).
     #[arg(long, requires = "model")]
     pub adapter: Option<PathBuf>,
     /// Device: cpu (burn-flex), ndarray, wgpu or cuda (those compiled in).

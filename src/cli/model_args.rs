@@ -14,7 +14,8 @@ pub struct ModelArgs {
     /// HF model folder (config.json + safetensors) or llama2.c .bin file.
     #[arg(long)]
     pub model: PathBuf,
-    /// Adapter folder to apply (adapter_config.json + adapter_model.safetensors).
+    /// Adapter folder to apply (adapter_config.json + adapter_model.safetensors), with the
+    /// trained head it carries (modules_to_save).
     #[arg(long)]
     pub adapter: Option<PathBuf>,
     /// Device: cpu (burn-flex), ndarray, wgpu or cuda (those compiled in).

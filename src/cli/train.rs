@@ -15,7 +15,9 @@ pub struct TrainArgs {
     /// Override a recipe value, e.g. `--set optim.lr=1e-4 --set adapter.rank=8` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
-    /// Continue the run in run.output_dir from its latest checkpoint.
+    /// Continue the run in run.output_dir from its latest checkpoint. The recipe must be the
+    /// run's own (config.toml) except for run.output_dir, run.device, run.log_every,
+    /// run.checkpoint_every and the sample prompt settings.
     #[arg(long)]
     pub resume: bool,
     /// Stop after this many optimizer steps (a checkpoint is written when checkpoint_every divides it).
