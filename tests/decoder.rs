@@ -22,6 +22,8 @@ mod formats;
 mod parity;
 #[path = "decoder/peft_adapter.rs"]
 mod peft_adapter;
+#[path = "decoder/precision.rs"]
+mod precision;
 #[path = "decoder/sliding_window.rs"]
 mod sliding_window;
 #[path = "decoder/stories.rs"]

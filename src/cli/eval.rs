@@ -13,6 +13,7 @@ use burn_peft::eval::run::{
 };
 use burn_peft::eval::sandbox::SandboxPolicy;
 use burn_peft::eval::task::Task;
+use burn_peft::model::Precision;
 
 use super::model_args::ModelArgs;
 
@@ -30,6 +31,9 @@ pub struct EvalArgs {
     /// Device: cpu (burn-flex), ndarray, wgpu or cuda (those compiled in).
     #[arg(long, default_value = "cpu")]
     pub device: DeviceKind,
+    /// dtype of the frozen base: auto (the checkpoint's), bf16, f16 or f32.
+    #[arg(long, default_value = "auto")]
+    pub precision: Precision,
     /// gsm8k, math, math500, humaneval, glue-{cola,sst2,mrpc,rte,stsb,qnli,wnli}, perplexity.
     #[arg(long)]
     pub task: Task,
@@ -104,6 +108,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         model,
         adapter: args.adapter.clone(),
         device: args.device,
+        precision: args.precision,
     });
     let evaluation = match (&args.completions, &model) {
         (Some(file), _) => {

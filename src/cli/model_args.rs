@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use burn::tensor::backend::Backend;
 use burn_peft::backend::DeviceKind;
-use burn_peft::model::any::{AnyModel, load_model, load_with_adapter};
+use burn_peft::model::Precision;
+use burn_peft::model::any::{AnyModel, load_model_as, load_with_adapter_as};
 use burn_peft::model::tokenizer::TextTokenizer;
 use burn_peft::train::trainer::tokenizer_for;
 
@@ -21,6 +22,10 @@ pub struct ModelArgs {
     /// Device: cpu (burn-flex), ndarray, wgpu or cuda (those compiled in).
     #[arg(long, default_value = "cpu")]
     pub device: DeviceKind,
+    /// dtype of the frozen base: auto (the checkpoint's), bf16, f16 or f32. Adapters stay f32;
+    /// a device without the dtype (ndarray: no bf16/f16) uses f32 and says so.
+    #[arg(long, default_value = "auto")]
+    pub precision: Precision,
 }
 
 impl ModelArgs {
@@ -28,14 +33,15 @@ impl ModelArgs {
     /// none), warning about unused checkpoint tensors.
     pub fn load<B: Backend>(&self, device: &B::Device) -> anyhow::Result<AnyModel<B>> {
         let (model, report) = match &self.adapter {
-            Some(dir) => load_with_adapter::<B>(&self.model, dir, device).with_context(|| {
-                format!(
-                    "loading {} with adapter {}",
-                    self.model.display(),
-                    dir.display()
-                )
-            })?,
-            None => load_model::<B>(&self.model, device)
+            Some(dir) => load_with_adapter_as::<B>(&self.model, dir, self.precision, device)
+                .with_context(|| {
+                    format!(
+                        "loading {} with adapter {}",
+                        self.model.display(),
+                        dir.display()
+                    )
+                })?,
+            None => load_model_as::<B>(&self.model, self.precision, device)
                 .with_context(|| format!("loading {}", self.model.display()))?,
         };
         report.warn();

@@ -3,11 +3,13 @@
 
 use std::path::Path;
 
+use burn::tensor::FloatDType;
 use burn::tensor::backend::Backend;
 
 use super::config::HfConfig;
 use super::decoder::Decoder;
 use super::encoder::{EncoderClassifier, HeadInit};
+use super::precision::Precision;
 use super::{LoadReport, llama2c};
 use crate::io::checkpoint::Checkpoint;
 use crate::io::modules_to_save::PREFIX;
@@ -22,16 +24,30 @@ pub enum AnyModel<B: Backend> {
     Encoder(EncoderClassifier<B>),
 }
 
-/// Loads an HF model folder or a llama2.c `.bin` file.
+/// Loads an HF model folder or a llama2.c `.bin` file in its own dtype.
 pub fn load_model<B: Backend>(
     path: &Path,
     device: &B::Device,
 ) -> Result<(AnyModel<B>, LoadReport)> {
+    load_model_as(path, Precision::Auto, device)
+}
+
+/// Loads an HF model folder or a llama2.c `.bin` file with its frozen base in `precision`.
+pub fn load_model_as<B: Backend>(
+    path: &Path,
+    precision: Precision,
+    device: &B::Device,
+) -> Result<(AnyModel<B>, LoadReport)> {
     if path.is_file() {
         if path.extension().is_some_and(|e| e == "bin") {
+            let dtype = precision.resolve_on::<B>(FloatDType::F32, device);
+            let report = LoadReport {
+                dtype,
+                ..LoadReport::default()
+            };
             return Ok((
-                AnyModel::Decoder(llama2c::load(path, device)?),
-                LoadReport::default(),
+                AnyModel::Decoder(llama2c::load_as(path, dtype, device)?),
+                report,
             ));
         }
         return Err(Error::BadFile {
@@ -41,10 +57,11 @@ pub fn load_model<B: Backend>(
     }
     let hf = HfConfig::read(path)?;
     if hf.model_type.is_decoder() {
-        let (model, report) = Decoder::load(path, device)?;
+        let (model, report) = Decoder::load_as(path, precision, device)?;
         return Ok((AnyModel::Decoder(model), report));
     }
-    let (model, report) = EncoderClassifier::load(path, device)?;
+    let (model, report) =
+        EncoderClassifier::load_as(path, HeadInit::Checkpoint, precision, device)?;
     Ok((AnyModel::Encoder(model), report))
 }
 
@@ -54,6 +71,16 @@ pub fn load_model<B: Backend>(
 pub fn load_with_adapter<B: Backend>(
     path: &Path,
     adapter: &Path,
+    device: &B::Device,
+) -> Result<(AnyModel<B>, LoadReport)> {
+    load_with_adapter_as(path, adapter, Precision::Auto, device)
+}
+
+/// [`load_with_adapter`] with the frozen base in `precision`.
+pub fn load_with_adapter_as<B: Backend>(
+    path: &Path,
+    adapter: &Path,
+    precision: Precision,
     device: &B::Device,
 ) -> Result<(AnyModel<B>, LoadReport)> {
     let weights = adapter.join(peft::WEIGHTS_FILE);
@@ -70,10 +97,10 @@ pub fn load_with_adapter<B: Backend>(
                 num_labels,
                 seed: 0,
             };
-            let (model, report) = EncoderClassifier::load_with(path, head, device)?;
+            let (model, report) = EncoderClassifier::load_as(path, head, precision, device)?;
             (AnyModel::Encoder(model), report)
         }
-        _ => load_model(path, device)?,
+        _ => load_model_as(path, precision, device)?,
     };
     // Nothing newly initialised may remain: the adapter replaces all of it.
     if let Some(missing) = report

@@ -9,7 +9,7 @@
 use burn::tensor::activation::softmax;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, Int, Tensor, backend::Backend};
+use burn::tensor::{Bool, DType, FloatDType, Int, Tensor, backend::Backend};
 
 /// Which keys each query may not see, `[batch, 1, seq, past + seq]` (`true` = masked), for
 /// queries at cache columns `past..past + seq`:
@@ -70,15 +70,18 @@ pub fn grouped_attention<B: Backend>(
     // Query heads of one group are adjacent (`i = g·n + j`): stack them along the sequence.
     let q = q.reshape([b, kv, n * s, d]);
     let mask = if n == 1 { mask } else { mask.repeat_dim(2, n) }.expand([b, kv, n * s, total]);
-    let out = if B::ad_enabled(&q.device()) {
+    let dtype = q.dtype();
+    let out = if B::ad_enabled(&q.device()) || dtype != DType::F32 {
         // Under autodiff Burn runs `attention` as its generic fallback, whose softmax also
         // differentiates through the row maximum; the composed form keeps the backward to the
-        // two matmuls and one softmax.
+        // two matmuls and one softmax. A bf16/f16 model takes it too: scores in the hidden
+        // dtype, the masked softmax in f32, as transformers' eager attention.
         let scores = q
             .matmul(k.swap_dims(2, 3))
             .mul_scalar(1.0 / (d as f64).sqrt())
+            .cast(FloatDType::F32)
             .mask_fill(mask, f32::NEG_INFINITY);
-        softmax(scores, 3).matmul(v)
+        softmax(scores, 3).cast(FloatDType::from(dtype)).matmul(v)
     } else {
         // Scale 1/√d (the default) and a boolean mask keep cubecl on its flash kernel.
         attention(q, k, v, Some(mask), None, AttentionModuleOptions::default())

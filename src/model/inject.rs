@@ -2,6 +2,7 @@
 //! formed from targets of equal shape), and `modules_to_save` made trainable.
 
 use burn::nn::Linear;
+use burn::tensor::FloatDType;
 use burn::tensor::backend::Backend;
 
 use super::PeftModel;
@@ -203,9 +204,13 @@ pub fn unfreeze_modules<B: Backend, M: PeftModel<B>>(
                 "this layer also carries an adapter: a module is either adapted or trained fully",
             ));
         };
+        // Trained weights, their gradients and optimizer state are f32 whatever the base
+        // precision.
+        let f32 =
+            |p: burn::module::Param<_>| p.map(|t| t.cast(FloatDType::F32)).set_require_grad(true);
         *slot = PeftLinear::Plain(Linear {
-            weight: linear.weight.clone().set_require_grad(true),
-            bias: linear.bias.clone().map(|b| b.set_require_grad(true)),
+            weight: f32(linear.weight.clone()),
+            bias: linear.bias.clone().map(f32),
         });
     }
     Ok(model)

@@ -32,7 +32,7 @@ impl<B: Backend> PeftLinear<B> {
         let rows = dims[..D - 1].iter().product::<usize>();
         let x = x.reshape([rows, dims[D - 1]]);
         let y = match self {
-            PeftLinear::Plain(linear) => linear.forward(x),
+            PeftLinear::Plain(linear) => crate::adapter::linear::linear_forward(linear, x),
             PeftLinear::Adapted(adapted) => adapted.forward(x, shared),
         };
         dims[D - 1] = y.dims()[1];

@@ -17,8 +17,8 @@ use super::metrics::{MetricsLog, StepMetrics};
 use super::recipe::Recipe;
 use super::setup::{attach_adapters, check_vocabulary};
 use super::trainer::{
-    Plan, TrainOptions, TrainSummary, adamw, prepare_output_dir, record_step, resume_from,
-    tokenizer_for,
+    Plan, TrainOptions, TrainSummary, adamw, memory_monitor, prepare_output_dir, record_step,
+    resume_from, tokenizer_for,
 };
 use crate::adapter::{HasAdapters, ParamReport};
 use crate::data::{
@@ -26,7 +26,7 @@ use crate::data::{
     GlueTask, HeldOut, PairEncoder, load_glue, split_held_out,
 };
 use crate::io::adapter::save_adapter;
-use crate::model::any::load_model;
+use crate::model::any::load_model_as;
 use crate::model::decoder::Decoder;
 use crate::model::encoder::{EncoderClassifier, HeadInit};
 use crate::model::inject::saved_linears;
@@ -102,7 +102,8 @@ pub fn train_classifier<B: AutodiffBackend>(
             num_labels: labels,
             seed,
         };
-        let (model, report) = EncoderClassifier::<B>::load_with(path, head, device)?;
+        let (model, report) =
+            EncoderClassifier::<B>::load_as(path, head, recipe.model.precision, device)?;
         report.warn();
         if model.config.num_labels != labels {
             return Err(Error::invalid(
@@ -117,7 +118,7 @@ pub fn train_classifier<B: AutodiffBackend>(
         let new_modules = modules_of(&report.initialized);
         return run(model, task, recipe, device, options, new_modules);
     }
-    let (model, report) = load_model::<B>(path, device)?;
+    let (model, report) = load_model_as::<B>(path, recipe.model.precision, device)?;
     report.warn();
     let model = model.decoder().ok_or_else(|| {
         Error::invalid(
@@ -270,6 +271,7 @@ where
         adapter.rank,
         adapter.modules_to_save.join(", ")
     ));
+    let mut memory = memory_monitor(recipe, &model, &initial);
 
     let plan = Plan::new(recipe, train_set.len());
     let mut optimizer = adamw(recipe).init();
@@ -300,6 +302,7 @@ where
     let mut done_steps = start_step;
     for step in start_step..stop {
         let step_started = Instant::now();
+        memory.start_step();
         let mut accumulator = GradientsAccumulator::new();
         let (mut epoch, mut rows) = (0, 0); // rows: input tokens
         // The loss stays on the device; the step reads it back with its other numbers, once.
@@ -331,6 +334,7 @@ where
         let (loss_sum, report) = report.read_with(step_loss);
         let loss_sum = loss_sum.unwrap_or(0.0);
         model = next;
+        memory.end_step(step + 1);
         first_loss.get_or_insert(loss_sum);
         last_loss = Some(loss_sum);
         tokens_seen += rows;
@@ -361,6 +365,7 @@ where
         }
     }
     dashboard.finish();
+    say(memory.report().line());
     let mut summary = TrainSummary {
         steps: done_steps,
         total_steps: plan.total_steps,
@@ -374,6 +379,7 @@ where
         seconds: started.elapsed().as_secs_f64(),
         sample: None,
         output_dir: out.clone(),
+        memory: Some(memory.report().clone()),
     };
     if done_steps < plan.total_steps {
         return Ok(summary);
@@ -411,12 +417,12 @@ where
     Ok(summary)
 }
 
-/// Cross-entropy for classes, mean-squared error for scores.
+/// Cross-entropy for classes, mean-squared error for scores, in f32 whatever the base dtype.
 fn loss<B: Backend, M: Classifier<B>>(
     model: &M,
     batch: &ClassificationBatch<B>,
 ) -> Result<Tensor<B, 1>> {
-    let logits = model.logits(batch)?;
+    let logits = model.logits(batch)?.cast(burn::tensor::FloatDType::F32);
     Ok(match &batch.targets {
         ClassificationTargets::Classes(classes) => CrossEntropyLossConfig::new()
             .init(&logits.device())

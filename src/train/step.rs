@@ -147,7 +147,10 @@ impl PeftStep {
         &self,
         model: &M,
         grads: &mut GradientsParams,
-    ) -> Result<(PendingReport<B::InnerBackend>, Regularization<B::InnerBackend>)>
+    ) -> Result<(
+        PendingReport<B::InnerBackend>,
+        Regularization<B::InnerBackend>,
+    )>
     where
         B: AutodiffBackend,
         M: Module<B> + HasAdapters<B>,
