@@ -66,6 +66,10 @@ pub struct EvalArgs {
     /// Python interpreter for HumanEval (default: python3 on PATH).
     #[arg(long)]
     pub python: Option<PathBuf>,
+    /// Send each task prompt (METHODS.md's) as a user message through the tokenizer's chat
+    /// template, for instruct models (generation tasks).
+    #[arg(long)]
+    pub chat: bool,
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
@@ -86,6 +90,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     });
     options.timeout = Duration::from_secs_f64(args.timeout);
     options.python = args.python.clone();
+    options.chat = args.chat;
+    if args.chat && !args.task.is_generative() {
+        bail!(
+            "--chat applies to generation tasks (gsm8k, math, math500, humaneval), not {}",
+            args.task
+        );
+    }
     let out = args
         .out
         .clone()

@@ -2,6 +2,7 @@
 //! [`PeftLinear`] slots so adapters can be injected into any linear layer.
 
 pub mod any;
+pub mod chat_template;
 pub mod config;
 pub mod decoder;
 pub mod encoder;
@@ -12,6 +13,7 @@ pub mod llama2c;
 pub mod loss;
 pub mod norm;
 pub mod rope;
+pub mod skeleton;
 pub mod tokenizer;
 
 pub use config::{HfConfig, ModelType};
