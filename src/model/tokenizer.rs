@@ -9,6 +9,9 @@ use serde::Deserialize;
 use super::chat_template::ChatTemplate;
 use crate::{Error, Result};
 
+/// Each token's byte range `(start, end)` in the encoded text.
+pub type Offsets = Vec<(usize, usize)>;
+
 /// A tokenizer with its special tokens.
 pub struct TextTokenizer {
     inner: tokenizers::Tokenizer,
@@ -220,11 +223,7 @@ impl TextTokenizer {
     }
 
     /// Token ids of `text` and each token's byte range in `text`.
-    pub fn encode_with_offsets(
-        &self,
-        text: &str,
-        special: bool,
-    ) -> Result<(Vec<u32>, Vec<(usize, usize)>)> {
+    pub fn encode_with_offsets(&self, text: &str, special: bool) -> Result<(Vec<u32>, Offsets)> {
         let encoding = self
             .inner
             .encode(text, special)
