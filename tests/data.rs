@@ -771,3 +771,10 @@ fn text_documents_are_packed_into_windows() {
     let err = load_documents(&empty).unwrap_err();
     assert_error_names(err, &empty, "no text");
 }
+
+// ---------------------------------------------------------------- HF files and chat templates
+
+#[path = "data/chat.rs"]
+mod chat;
+#[path = "data/hf_files.rs"]
+mod hf_files;

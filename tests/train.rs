@@ -8,6 +8,8 @@ mod common;
 mod classification;
 #[path = "train/errors.rs"]
 mod errors;
+#[path = "train/hf_data.rs"]
+mod hf_data;
 #[path = "train/methods.rs"]
 mod methods;
 #[path = "train/precision.rs"]

@@ -76,6 +76,10 @@ pub struct EvalArgs {
     /// run stops, naming it); what each program ran under is recorded either way.
     #[arg(long)]
     pub allow_weak_sandbox: bool,
+    /// Send each task prompt (METHODS.md's) as a user message through the tokenizer's chat
+    /// template, for instruct models (generation tasks).
+    #[arg(long)]
+    pub chat: bool,
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
@@ -98,6 +102,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     options.python = args.python.clone();
     if args.allow_weak_sandbox {
         options.sandbox_policy = SandboxPolicy::AllowWeak;
+    }
+    options.chat = args.chat;
+    if args.chat && !args.task.is_generative() {
+        bail!(
+            "--chat applies to generation tasks (gsm8k, math, math500, humaneval), not {}",
+            args.task
+        );
     }
     let out = args
         .out

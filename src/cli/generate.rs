@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::Context;
 use burn::tensor::backend::AutodiffBackend;
 use burn_peft::backend::{BackendJob, run_on};
+use burn_peft::model::chat_template::ChatMessage;
 use burn_peft::model::generate::{GenerationOptions, generate};
 
 use super::model_args::ModelArgs;
@@ -17,6 +18,13 @@ pub struct GenerateArgs {
     /// Prompt text; repeat the flag for a batch.
     #[arg(long, required = true)]
     pub prompt: Vec<String>,
+    /// Send each prompt as a user message through the tokenizer's chat template (with the
+    /// generation prompt) and print only the reply.
+    #[arg(long)]
+    pub chat: bool,
+    /// A system message before the user message (with --chat).
+    #[arg(long, requires = "chat")]
+    pub system: Option<String>,
     /// tokenizer.json to use instead of the model's.
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
@@ -50,10 +58,27 @@ impl BackendJob for Job {
             .decoder()
             .context("`generate` needs a decoder (causal LM) model")?;
         let tokenizer = args.model.tokenizer(args.tokenizer.as_deref())?;
+        let template = if args.chat {
+            Some(tokenizer.chat_template(None)?)
+        } else {
+            None
+        };
         let prompts = args
             .prompt
             .iter()
-            .map(|p| tokenizer.encode(p, true))
+            .map(|p| match &template {
+                Some(template) => {
+                    let mut messages: Vec<ChatMessage> = args
+                        .system
+                        .iter()
+                        .map(|s| ChatMessage::new("system", s.as_str()))
+                        .collect();
+                    messages.push(ChatMessage::new("user", p.as_str()));
+                    // The template writes BOS and the turn markers itself.
+                    tokenizer.encode(&template.render(&messages, true)?, false)
+                }
+                None => tokenizer.encode(p, true),
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let mut eos = model.config.eos_token_ids.clone();
         eos.extend(tokenizer.eos_token_id);
@@ -75,6 +100,10 @@ impl BackendJob for Job {
         let seconds = started.elapsed().as_secs_f64();
         let new_tokens: usize = outputs.iter().map(Vec::len).sum();
         for (prompt, new) in prompts.iter().zip(&outputs) {
+            if args.chat {
+                println!("{}", tokenizer.decode(new)?);
+                continue;
+            }
             let mut all = prompt.clone();
             all.extend(new);
             println!("{}", tokenizer.decode(&all)?);

@@ -3,6 +3,7 @@
 
 mod analyze;
 mod bench;
+mod check;
 mod compare;
 mod demo;
 mod eval;
@@ -29,6 +30,9 @@ pub struct Cli {
 pub enum Command {
     /// Fine-tune a model with a recipe (default: SORSA on stories260K with GSM8K).
     Train(train::TrainArgs),
+    /// Check a recipe against the model's config.json without loading weights: targets,
+    /// ranks, LoTR groups, modules_to_save, data columns; prints the trainable parameters.
+    Check(check::CheckArgs),
     /// SVD-initialise an adapter once and save it (start training from it with model.init_adapter).
     Init(init::InitArgs),
     /// Fold an adapter into its base model and write an HF model folder.
@@ -61,6 +65,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(args) => train::run(args),
+        Command::Check(args) => check::run(args),
         Command::Init(args) => init::run(args),
         Command::Merge(args) => merge::run(args),
         Command::Export(args) => export::run(args),

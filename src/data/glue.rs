@@ -15,11 +15,21 @@
 //! its task's number of columns: a stray tab inside a sentence would otherwise shift the label
 //! column silently. Blank lines are skipped; a leading byte-order mark is ignored. The GLUE test
 //! splits have other layouts (no labels) and are not read here.
+//!
+//! Any other file (parquet as the HF hub's `nyu-mll/glue` ships it, `datasets` Arrow files,
+//! JSON lines) is read by column name: `sentence` (CoLA, SST-2), `sentence1` / `sentence2`
+//! (MRPC, RTE, WNLI, STS-B), `question` / `sentence` (QNLI) and `label` (a class index, STS-B's
+//! score), or the names `data.columns` gives. Labels are the same as the TSVs' (HF's
+//! `ClassLabel` order); the test splits' `-1` is an error.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use serde_json::Value;
+
+use super::columns::Columns;
+use super::records::{ReadOptions, Record, json_kind, read_records};
 use super::source::{bad_line, numbered_lines, read_text};
 use crate::{Error, Result};
 
@@ -193,8 +203,133 @@ pub struct GlueExample {
     pub label: GlueLabel,
 }
 
-/// Every example of a `task` TSV file (train or dev layout), in file order.
+impl GlueTask {
+    /// The HF `glue` dataset's column names: (first sentence, second sentence, label).
+    fn hf_columns(self) -> (&'static str, Option<&'static str>, &'static str) {
+        match self {
+            GlueTask::Cola | GlueTask::Sst2 => ("sentence", None, "label"),
+            GlueTask::Qnli => ("question", Some("sentence"), "label"),
+            GlueTask::Mrpc | GlueTask::Rte | GlueTask::Wnli | GlueTask::Stsb => {
+                ("sentence1", Some("sentence2"), "label")
+            }
+        }
+    }
+}
+
+/// Every example of a `task` file in file order: a GLUE TSV (train or dev layout), or any
+/// file [`read_records`] reads, with the HF `glue` column names.
 pub fn load_glue(task: GlueTask, path: &Path) -> Result<Vec<GlueExample>> {
+    load_glue_with(task, path, &Columns::default())
+}
+
+/// As [`load_glue`], with column names from `columns` where set (not for TSV files, whose
+/// layouts are fixed).
+pub fn load_glue_with(task: GlueTask, path: &Path, columns: &Columns) -> Result<Vec<GlueExample>> {
+    columns.reject(&["prompt", "input", "response", "messages"], "GLUE")?;
+    if path.extension().is_some_and(|e| e == "tsv") {
+        if let Some(name) = [&columns.text_a, &columns.text_b, &columns.label]
+            .into_iter()
+            .flatten()
+            .next()
+        {
+            return Err(Error::invalid(
+                "data.columns",
+                name,
+                "GLUE TSV files have fixed layouts; columns apply to parquet, Arrow and JSON files",
+            ));
+        }
+        return load_glue_tsv(task, path);
+    }
+    let (a, b, label) = task.hf_columns();
+    let text_a = columns.text_a.clone().unwrap_or_else(|| a.into());
+    let text_b = columns.text_b.clone().or_else(|| b.map(Into::into));
+    let label = columns.label.clone().unwrap_or_else(|| label.into());
+    if task.is_pair() != text_b.is_some() {
+        return Err(Error::invalid(
+            "data.columns.text_b",
+            text_b.as_deref().unwrap_or("unset"),
+            format!(
+                "{task} is a {} task",
+                if task.is_pair() {
+                    "sentence-pair"
+                } else {
+                    "single-sentence"
+                }
+            ),
+        ));
+    }
+    let mut wanted = vec![text_a.clone(), label.clone()];
+    wanted.extend(text_b.clone());
+    let records = read_records(
+        path,
+        &ReadOptions {
+            columns: Some(&wanted),
+            ..ReadOptions::default()
+        },
+    )?;
+    let kind = task.layout().label_kind;
+    records
+        .rows
+        .iter()
+        .map(|r| {
+            Ok(GlueExample {
+                text_a: r.string(&text_a)?.to_owned(),
+                text_b: match &text_b {
+                    Some(b) => Some(r.string(b)?.to_owned()),
+                    None => None,
+                },
+                label: record_label(r, &label, kind)?,
+            })
+        })
+        .collect()
+}
+
+/// The label in `column` of a row: a number (class index or score) or the TSV spelling.
+fn record_label(record: &Record, column: &str, kind: LabelKind) -> Result<GlueLabel> {
+    let value = record.value(column)?;
+    let bad = |reason: String| record.error(format!("label `{column}`: {reason}"));
+    match (value, kind) {
+        (Value::String(raw), _) => parse_label(kind, raw.trim()).map_err(bad),
+        (Value::Number(n), LabelKind::Score) => match n.as_f64() {
+            Some(score) if score.is_finite() => Ok(GlueLabel::Score(score as f32)),
+            _ => Err(bad(format!("score {n} is not a finite number"))),
+        },
+        (Value::Number(n), _) => match n.as_i64() {
+            Some(c @ (0 | 1)) => Ok(GlueLabel::Class(c as usize)),
+            Some(-1) => Err(bad(
+                "-1 marks an unlabelled row (the GLUE test splits have no labels)".into(),
+            )),
+            _ => Err(bad(format!("{n} is not a class index (0 or 1)"))),
+        },
+        (other, _) => Err(bad(format!(
+            "expected a number or a string, found {}",
+            json_kind(other)
+        ))),
+    }
+}
+
+/// A label written as text, as the TSVs have them.
+fn parse_label(kind: LabelKind, raw: &str) -> Result<GlueLabel, String> {
+    Ok(match kind {
+        LabelKind::Binary => match raw {
+            "0" => GlueLabel::Class(0),
+            "1" => GlueLabel::Class(1),
+            _ => return Err(format!("label `{raw}` is not 0 or 1")),
+        },
+        LabelKind::Entailment => match raw {
+            "entailment" => GlueLabel::Class(0),
+            "not_entailment" => GlueLabel::Class(1),
+            _ => return Err(format!("label `{raw}` is not entailment or not_entailment")),
+        },
+        LabelKind::Score => match raw.parse::<f32>() {
+            Ok(score) if score.is_finite() => GlueLabel::Score(score),
+            _ => return Err(format!("score `{raw}` is not a finite number")),
+        },
+    })
+}
+
+/// Every example of a `task` TSV file (train or dev layout), in file order.
+fn load_glue_tsv(task: GlueTask, path: &Path) -> Result<Vec<GlueExample>> {
     let layout = task.layout();
     let text = read_text(path)?;
     let skip = usize::from(layout.header);
@@ -215,23 +350,7 @@ fn parse_row(task: GlueTask, layout: Layout, line: &str) -> Result<GlueExample, 
             cells.len()
         ));
     }
-    let raw = cells[layout.label].trim();
-    let label = match layout.label_kind {
-        LabelKind::Binary => match raw {
-            "0" => GlueLabel::Class(0),
-            "1" => GlueLabel::Class(1),
-            _ => return Err(format!("label `{raw}` is not 0 or 1")),
-        },
-        LabelKind::Entailment => match raw {
-            "entailment" => GlueLabel::Class(0),
-            "not_entailment" => GlueLabel::Class(1),
-            _ => return Err(format!("label `{raw}` is not entailment or not_entailment")),
-        },
-        LabelKind::Score => match raw.parse::<f32>() {
-            Ok(score) if score.is_finite() => GlueLabel::Score(score),
-            _ => return Err(format!("score `{raw}` is not a finite number")),
-        },
-    };
+    let label = parse_label(layout.label_kind, cells[layout.label].trim())?;
     Ok(GlueExample {
         text_a: cells[layout.text_a].to_owned(),
         text_b: layout.text_b.map(|i| cells[i].to_owned()),

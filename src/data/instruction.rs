@@ -1,27 +1,31 @@
-//! Instruction-tuning rows: a `.jsonl` file (one JSON object per line) or a JSON array of
-//! objects, each turned into a (prompt, response) pair with the templates of METHODS.md.
+//! Instruction-tuning rows: each turned into a (prompt, response) pair with the templates of
+//! METHODS.md, or into a conversation for the tokenizer's chat template. Rows come from any
+//! file [`read_records`] reads: JSON lines, a JSON array, parquet (single or sharded), Arrow.
 //!
-//! Formats (field names):
+//! Formats (presets for `data.columns`):
 //! - `query_response`: MetaMathQA, `query` / `response`.
 //! - `question_answer`: GSM8K, `question` / `answer`; the answer is the response as is, so it
 //!   keeps its `#### N` line.
 //! - `alpaca`: `instruction` / optional `input` / `output`; an empty or absent input uses the
 //!   plain instruction template.
-//! - `auto`: chosen from the first row's keys, in the order above.
+//! - `messages`: a `messages` column of `{role, content}` lists (HF's chat datasets).
+//! - `auto`: chosen from the columns (a JSON file's first row's keys), in the order above.
 //!
-//! The container is recognised by content, not extension: text starting with `[` is a JSON
-//! array, anything else is read as JSON lines (blank lines skipped). Errors name the file and the
-//! 1-based line (JSON lines) or the 0-based array index (JSON array), and the field.
+//! Errors name the file and the 1-based line (JSON lines), the 0-based array index (JSON array)
+//! or row (parquet / Arrow), and the field or column.
 
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
+use super::chat::parse_messages;
+use super::columns::{Columns, RowLayout};
 use super::prompt::{alpaca_prompt, math_train_prompt};
-use super::source::{bad_file, bad_line, numbered_lines, read_text};
+use super::records::{ReadOptions, Record, read_records};
+use super::source::bad_file;
+use crate::model::chat_template::ChatMessage;
 use crate::{Error, Result};
 
 /// Which fields hold the instruction and the answer.
@@ -37,14 +41,17 @@ pub enum InstructionFormat {
     QuestionAnswer,
     /// Alpaca `instruction` / `input` / `output`.
     Alpaca,
+    /// A `messages` list of `{role, content}` (chat template, loss on assistant turns).
+    Messages,
 }
 
 impl InstructionFormat {
     /// The concrete formats, in the order `auto` tries them.
-    const CONCRETE: [InstructionFormat; 3] = [
+    const CONCRETE: [InstructionFormat; 4] = [
         InstructionFormat::QueryResponse,
         InstructionFormat::QuestionAnswer,
         InstructionFormat::Alpaca,
+        InstructionFormat::Messages,
     ];
 
     /// The name used in configs and on the command line.
@@ -54,24 +61,49 @@ impl InstructionFormat {
             InstructionFormat::QueryResponse => "query_response",
             InstructionFormat::QuestionAnswer => "question_answer",
             InstructionFormat::Alpaca => "alpaca",
+            InstructionFormat::Messages => "messages",
         }
     }
 
-    /// The (prompt, response) fields that must be present for this format to be detected
-    /// (`Auto` never reaches a row; it shares Alpaca's to keep the match total).
-    fn required_fields(self) -> [&'static str; 2] {
+    /// The columns this format reads (`Auto` has none: it is resolved first).
+    fn preset(self) -> Option<RowLayout> {
+        let instruction = |prompt: &str, input: Option<&str>, response: &str| {
+            Some(RowLayout::Instruction {
+                prompt: prompt.into(),
+                input: input.map(Into::into),
+                response: response.into(),
+            })
+        };
         match self {
-            InstructionFormat::QueryResponse => ["query", "response"],
-            InstructionFormat::QuestionAnswer => ["question", "answer"],
-            InstructionFormat::Alpaca | InstructionFormat::Auto => ["instruction", "output"],
+            InstructionFormat::Auto => None,
+            InstructionFormat::QueryResponse => instruction("query", None, "response"),
+            InstructionFormat::QuestionAnswer => instruction("question", None, "answer"),
+            InstructionFormat::Alpaca => instruction("instruction", Some("input"), "output"),
+            InstructionFormat::Messages => Some(RowLayout::Messages("messages".into())),
         }
     }
 
-    /// The first concrete format whose required fields all appear in `row`.
-    fn detect(row: &serde_json::Map<String, Value>) -> Option<Self> {
-        Self::CONCRETE
-            .into_iter()
-            .find(|f| f.required_fields().iter().all(|k| row.contains_key(*k)))
+    /// The first concrete format whose required columns are all in `columns`.
+    fn detect(columns: &[String]) -> Option<Self> {
+        Self::CONCRETE.into_iter().find(|f| {
+            let layout = f.preset().expect("concrete formats have presets");
+            let required = match &layout {
+                RowLayout::Instruction {
+                    prompt, response, ..
+                } => vec![prompt.clone(), response.clone()],
+                RowLayout::Messages(column) => vec![column.clone()],
+            };
+            required.iter().all(|c| columns.contains(c))
+        })
+    }
+
+    /// The layout this format and `columns` describe without looking at the data, if any.
+    pub fn layout(self, columns: &Columns) -> Result<Option<RowLayout>> {
+        columns.reject(&["text_a", "text_b", "label"], "instruction")?;
+        match self.preset() {
+            Some(preset) => preset.overridden(columns).map(Some),
+            None => RowLayout::from_columns(columns),
+        }
     }
 }
 
@@ -93,7 +125,7 @@ impl FromStr for InstructionFormat {
                 Error::invalid(
                     "format",
                     s,
-                    "expected auto, query_response, question_answer or alpaca",
+                    "expected auto, query_response, question_answer, alpaca or messages",
                 )
             })
     }
@@ -107,135 +139,98 @@ pub struct InstructionRow {
     pub response: String,
 }
 
-/// Where a row sits in its file, for error messages.
-#[derive(Clone, Copy, Debug)]
-enum Location {
-    /// 1-based line of a JSON-lines file.
-    Line(usize),
-    /// 0-based index into a JSON array.
-    Element(usize),
+/// A training row: a templated prompt/response pair, or a conversation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TrainingRow {
+    Instruction(InstructionRow),
+    Chat(Vec<ChatMessage>),
 }
 
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Location::Line(n) => write!(f, "line {n}"),
-            Location::Element(i) => write!(f, "array element {i} (counting from 0)"),
-        }
-    }
-}
-
-/// Reads every row of `path` in file order.
+/// Reads every prompt/response row of `path` in file order (chat data is an error here: use
+/// [`load_training_rows`]).
 pub fn load_instructions(path: &Path, format: InstructionFormat) -> Result<Vec<InstructionRow>> {
-    let text = read_text(path)?;
-    let rows = parse_rows(path, &text)?;
-    let Some((first_at, first)) = rows.first() else {
-        return Err(bad_file(path, "contains no rows"));
-    };
-    let format = match format {
-        InstructionFormat::Auto => detect_format(path, *first_at, first)?,
-        format => format,
-    };
-    rows.iter()
-        .map(|(at, row)| to_instruction(path, *at, row, format))
-        .collect()
-}
-
-/// The JSON values of a JSON array or of a JSON-lines file, each with its location.
-fn parse_rows(path: &Path, text: &str) -> Result<Vec<(Location, Value)>> {
-    if text.trim_start().starts_with('[') {
-        let rows: Vec<Value> = serde_json::from_str(text)
-            .map_err(|e| bad_file(path, format!("not a valid JSON array: {e}")))?;
-        return Ok(rows
-            .into_iter()
-            .enumerate()
-            .map(|(i, row)| (Location::Element(i), row))
-            .collect());
-    }
-    numbered_lines(text)
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(n, line)| {
-            let row = serde_json::from_str(line)
-                .map_err(|e| bad_line(path, n, format!("not valid JSON: {e}")))?;
-            Ok((Location::Line(n), row))
+    load_training_rows(path, format, &Columns::default(), None)?
+        .into_iter()
+        .map(|row| match row {
+            TrainingRow::Instruction(row) => Ok(row),
+            TrainingRow::Chat(_) => Err(bad_file(
+                path,
+                "holds chat messages, not prompt/response pairs",
+            )),
         })
         .collect()
 }
 
-fn as_object<'a>(
+/// Reads the rows of `path` (the first `first_rows` when set) with `format`'s columns,
+/// overridden by `columns`.
+pub fn load_training_rows(
     path: &Path,
-    at: Location,
-    row: &'a Value,
-) -> Result<&'a serde_json::Map<String, Value>> {
-    row.as_object().ok_or_else(|| {
-        bad_file(
-            path,
-            format!("{at}: expected a JSON object, found {}", json_kind(row)),
-        )
-    })
-}
-
-fn detect_format(path: &Path, at: Location, row: &Value) -> Result<InstructionFormat> {
-    let object = as_object(path, at, row)?;
-    InstructionFormat::detect(object).ok_or_else(|| {
-        let keys: Vec<&str> = object.keys().map(String::as_str).collect();
-        bad_file(
-            path,
-            format!(
-                "{at}: cannot detect the format from the keys {keys:?}; expected query/response \
-                 (query_response), question/answer (question_answer) or instruction/output \
-                 (alpaca), or set the format explicitly"
-            ),
-        )
-    })
-}
-
-fn to_instruction(
-    path: &Path,
-    at: Location,
-    row: &Value,
     format: InstructionFormat,
-) -> Result<InstructionRow> {
-    let object = as_object(path, at, row)?;
-    let field = |name: &str| -> Result<Option<&str>> {
-        match object.get(name) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(other) => Err(bad_file(
-                path,
-                format!(
-                    "{at}: field `{name}` must be a string, found {}",
-                    json_kind(other)
-                ),
-            )),
+    columns: &Columns,
+    first_rows: Option<usize>,
+) -> Result<Vec<TrainingRow>> {
+    let known = format.layout(columns)?;
+    let (required, optional) = match &known {
+        Some(RowLayout::Instruction {
+            prompt,
+            input,
+            response,
+        }) => (
+            vec![prompt.clone(), response.clone()],
+            input.iter().cloned().collect(),
+        ),
+        Some(layout) => (layout.columns(), Vec::new()),
+        None => (Vec::new(), Vec::new()),
+    };
+    let records = read_records(
+        path,
+        &ReadOptions {
+            columns: known.is_some().then_some(&required[..]),
+            optional_columns: &optional,
+            first_rows,
+        },
+    )?;
+    let layout = match known {
+        Some(layout) => layout,
+        None => {
+            let detected = InstructionFormat::detect(&records.columns).ok_or_else(|| {
+                let place = &records.rows[0];
+                place.error(format!(
+                    "cannot detect the format from the columns {:?}; expected query/response \
+                     (query_response), question/answer (question_answer), instruction/output \
+                     (alpaca) or messages, or set data.format / data.columns",
+                    records.columns
+                ))
+            })?;
+            detected.preset().expect("concrete formats have presets")
         }
     };
-    let required = |name: &str| -> Result<&str> {
-        field(name)?.ok_or_else(|| bad_file(path, format!("{at}: missing field `{name}`")))
-    };
-    let [prompt_field, response_field] = format.required_fields();
-    // `Auto` was resolved to a concrete format before any row is converted.
-    let prompt = match format {
-        InstructionFormat::Alpaca | InstructionFormat::Auto => {
-            alpaca_prompt(required(prompt_field)?, field("input")?.unwrap_or(""))
-        }
-        InstructionFormat::QueryResponse | InstructionFormat::QuestionAnswer => {
-            math_train_prompt(required(prompt_field)?)
-        }
-    };
-    Ok(InstructionRow {
-        prompt,
-        response: required(response_field)?.to_owned(),
-    })
+    records
+        .rows
+        .iter()
+        .map(|record| to_row(record, &layout))
+        .collect()
 }
 
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
+fn to_row(record: &Record, layout: &RowLayout) -> Result<TrainingRow> {
+    Ok(match layout {
+        RowLayout::Instruction {
+            prompt,
+            input,
+            response,
+        } => {
+            let instruction = record.string(prompt)?;
+            let prompt = match input {
+                Some(input) => {
+                    alpaca_prompt(instruction, record.optional_string(input)?.unwrap_or(""))
+                }
+                None => math_train_prompt(instruction),
+            };
+            TrainingRow::Instruction(InstructionRow {
+                prompt,
+                response: record.string(response)?.to_owned(),
+            })
+        }
+        RowLayout::Messages(column) => TrainingRow::Chat(parse_messages(record, column)?),
+    })
 }

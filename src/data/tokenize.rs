@@ -12,9 +12,17 @@
 //!   the right to `max_response_length` tokens. A response that does not fit therefore loses its
 //!   EOS: the model is not taught to stop in the middle of an answer.
 //!
+//!
+//! Conversations ([`TrainingRow::Chat`]) go through the tokenizer's chat template instead
+//! ([`super::chat`]), cut to `max_prompt_length + max_response_length` tokens.
+//!
 //! [`causal_lm_loss`]: crate::model::loss::causal_lm_loss
 
-use super::instruction::InstructionRow;
+use std::cell::OnceCell;
+
+use super::chat::tokenize_conversation;
+use super::instruction::{InstructionRow, TrainingRow};
+use crate::model::chat_template::ChatTemplate;
 use crate::model::loss::IGNORE_INDEX;
 use crate::model::tokenizer::TextTokenizer;
 use crate::{Error, Result};
@@ -69,6 +77,8 @@ pub struct InstructionTokenizer<'a> {
     tokenizer: &'a TextTokenizer,
     limits: TruncationLimits,
     eos: u32,
+    /// The tokenizer's chat template, compiled at the first conversation.
+    chat: OnceCell<ChatTemplate>,
 }
 
 impl<'a> InstructionTokenizer<'a> {
@@ -88,6 +98,7 @@ impl<'a> InstructionTokenizer<'a> {
             tokenizer,
             limits,
             eos,
+            chat: OnceCell::new(),
         })
     }
 
@@ -113,6 +124,48 @@ impl<'a> InstructionTokenizer<'a> {
     /// Every row, in order.
     pub fn tokenize_all(&self, rows: &[InstructionRow]) -> Result<Vec<TokenizedExample>> {
         rows.iter().map(|row| self.tokenize(row)).collect()
+    }
+
+    /// A conversation's ids and labels (loss on assistant turns); `None` when no assistant
+    /// token fits in the length limit.
+    pub fn tokenize_chat(
+        &self,
+        messages: &[crate::model::chat_template::ChatMessage],
+    ) -> Result<Option<TokenizedExample>> {
+        let max_length = self.limits.max_prompt_length + self.limits.max_response_length;
+        tokenize_conversation(self.tokenizer, self.chat_template()?, messages, max_length)
+    }
+
+    /// Every training row, in order. Conversations without an assistant token within the
+    /// length limit are left out, with a warning, as they carry nothing to learn.
+    pub fn tokenize_rows(&self, rows: &[TrainingRow]) -> Result<Vec<TokenizedExample>> {
+        let mut examples = Vec::with_capacity(rows.len());
+        let mut skipped = 0;
+        for row in rows {
+            match row {
+                TrainingRow::Instruction(row) => examples.push(self.tokenize(row)?),
+                TrainingRow::Chat(messages) => match self.tokenize_chat(messages)? {
+                    Some(example) => examples.push(example),
+                    None => skipped += 1,
+                },
+            }
+        }
+        if skipped > 0 {
+            eprintln!(
+                "warning: {skipped} conversations have no assistant token within the {}-token \
+                 limit (data.max_prompt_length + data.max_response_length) and are left out",
+                self.limits.max_prompt_length + self.limits.max_response_length
+            );
+        }
+        Ok(examples)
+    }
+
+    fn chat_template(&self) -> Result<&ChatTemplate> {
+        if let Some(template) = self.chat.get() {
+            return Ok(template);
+        }
+        let template = self.tokenizer.chat_template(None)?;
+        Ok(self.chat.get_or_init(|| template))
     }
 }
 

@@ -48,9 +48,31 @@ pub fn complete<B: Backend>(
     max_new_tokens: usize,
     progress: &Progress,
 ) -> Result<Completions> {
+    complete_with(
+        model,
+        tokenizer,
+        prompts,
+        true,
+        batch_size,
+        max_new_tokens,
+        progress,
+    )
+}
+
+/// As [`complete`]; `special_tokens` false encodes prompts as they are (chat-template prompts,
+/// which carry their own BOS).
+pub fn complete_with<B: Backend>(
+    model: &Decoder<B>,
+    tokenizer: &TextTokenizer,
+    prompts: &[String],
+    special_tokens: bool,
+    batch_size: usize,
+    max_new_tokens: usize,
+    progress: &Progress,
+) -> Result<Completions> {
     let encoded = prompts
         .iter()
-        .map(|p| tokenizer.encode(p, true))
+        .map(|p| tokenizer.encode(p, special_tokens))
         .collect::<Result<Vec<_>>>()?;
     let options = greedy_options(model, tokenizer, max_new_tokens);
     // Longest first: the first batch shows the worst memory use and keeps the ETA honest.

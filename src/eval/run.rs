@@ -10,7 +10,7 @@ use burn::tensor::backend::Backend;
 use serde_json::json;
 
 use super::classify::predict;
-use super::generation::complete;
+use super::generation::complete_with;
 use super::glue::{self, GlueExample, GlueLabel, GlueTask, load_glue};
 use super::humaneval::{pass_at_k, run_programs};
 use super::progress::Progress;
@@ -20,6 +20,7 @@ use super::task::Task;
 use super::{completions, gsm8k, humaneval, math, perplexity};
 use crate::data::prompt::{humaneval_prompt, math_eval_prompt};
 use crate::model::any::AnyModel;
+use crate::model::chat_template::ChatMessage;
 use crate::model::decoder::Decoder;
 use crate::model::tokenizer::TextTokenizer;
 use crate::{Error, Result};
@@ -48,6 +49,9 @@ pub struct EvalOptions {
     /// Labels for `results.json`.
     pub model_label: Option<String>,
     pub adapter_label: Option<String>,
+    /// Send each task prompt as a user message through the tokenizer's chat template (with the
+    /// generation prompt), as lm-evaluation-harness's `--apply_chat_template` does.
+    pub chat: bool,
 }
 
 impl EvalOptions {
@@ -65,6 +69,7 @@ impl EvalOptions {
             sandbox_policy: SandboxPolicy::default(),
             model_label: None,
             adapter_label: None,
+            chat: false,
         }
     }
 
@@ -94,6 +99,9 @@ impl EvalOptions {
         if self.task.is_generative() {
             settings.insert("max_new_tokens".into(), json!(self.max_new_tokens()));
             settings.insert("decoding".into(), json!("greedy"));
+        }
+        if self.chat {
+            settings.insert("chat_template".into(), json!(true));
         }
         if self.task == Task::HumanEval {
             settings.insert("timeout_s".into(), json!(self.timeout.as_secs_f64()));
@@ -429,12 +437,20 @@ pub fn evaluate_decoder<B: Backend>(
             .collect()
     } else {
         let problems = Problems::read(options.task, &data, options.limit)?;
-        let prompts = problems.prompts();
+        let mut prompts = problems.prompts();
+        if options.chat {
+            let template = tokenizer.chat_template(None)?;
+            prompts = prompts
+                .iter()
+                .map(|p| template.render(&[ChatMessage::new("user", p.as_str())], true))
+                .collect::<Result<_>>()?;
+        }
         let progress = Progress::new(format!("{} generation", options.task), prompts.len());
-        let generated = complete(
+        let generated = complete_with(
             model,
             tokenizer,
             &prompts,
+            !options.chat,
             options.batch_size,
             options.max_new_tokens(),
             &progress,

@@ -65,7 +65,12 @@ pub struct HfConfig {
 impl HfConfig {
     /// Reads `dir/config.json`.
     pub fn read(dir: &Path) -> Result<Self> {
-        let path = dir.join("config.json");
+        Self::read_file(&dir.join("config.json"))
+    }
+
+    /// Reads a `config.json` file.
+    pub fn read_file(path: &Path) -> Result<Self> {
+        let path = path.to_path_buf();
         let json: serde_json::Value = crate::io::read_json(&path)?;
         let name = json
             .get("model_type")

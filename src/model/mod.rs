@@ -3,6 +3,7 @@
 
 pub mod any;
 pub mod attention;
+pub mod chat_template;
 pub mod config;
 pub mod decoder;
 pub mod encoder;
@@ -15,6 +16,7 @@ pub mod loss;
 pub mod norm;
 pub mod precision;
 pub mod rope;
+pub mod skeleton;
 pub mod tokenizer;
 
 pub use config::{HfConfig, ModelType};

@@ -1,11 +1,16 @@
 //! Text ↔ token ids with an HF `tokenizer.json` (the `tokenizers` crate), and the special tokens
-//! from `tokenizer_config.json`.
+//! and chat templates from `tokenizer_config.json` (or `chat_template.jinja`).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::chat_template::ChatTemplate;
 use crate::{Error, Result};
+
+/// Each token's byte range `(start, end)` in the encoded text.
+pub type Offsets = Vec<(usize, usize)>;
 
 /// A tokenizer with its special tokens.
 pub struct TextTokenizer {
@@ -14,6 +19,18 @@ pub struct TextTokenizer {
     pub bos_token_id: Option<u32>,
     pub eos_token_id: Option<u32>,
     pub pad_token_id: Option<u32>,
+    /// `bos_token`, `eos_token`, … as text, the variables chat templates see.
+    special_tokens: BTreeMap<String, String>,
+    /// Chat template sources, compiled when asked for.
+    chat_templates: Vec<ChatTemplateSource>,
+}
+
+/// A chat template as found on disk.
+struct ChatTemplateSource {
+    /// `None` for the only (or default) template.
+    name: Option<String>,
+    source: String,
+    origin: PathBuf,
 }
 
 #[derive(Deserialize, Default)]
@@ -21,6 +38,22 @@ struct TokenizerConfig {
     bos_token: Option<SpecialToken>,
     eos_token: Option<SpecialToken>,
     pad_token: Option<SpecialToken>,
+    unk_token: Option<SpecialToken>,
+    chat_template: Option<ChatTemplateField>,
+}
+
+/// `chat_template` is one template, or a list of named ones (`default`, `tool_use`, …).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ChatTemplateField {
+    One(String),
+    Named(Vec<NamedTemplate>),
+}
+
+#[derive(Deserialize)]
+struct NamedTemplate {
+    name: String,
+    template: String,
 }
 
 /// HF writes special tokens as a string or as `{"content": …}`.
@@ -76,13 +109,129 @@ impl TextTokenizer {
             TokenizerConfig::default()
         };
         let id = |t: &Option<SpecialToken>| t.as_ref().and_then(|t| inner.token_to_id(t.content()));
+        let special_tokens = [
+            ("bos_token", &config.bos_token),
+            ("eos_token", &config.eos_token),
+            ("unk_token", &config.unk_token),
+            ("pad_token", &config.pad_token),
+        ]
+        .into_iter()
+        .filter_map(|(name, t)| Some((name.to_string(), t.as_ref()?.content().to_string())))
+        .collect();
+        // transformers saves the template as `chat_template.jinja` next to the tokenizer, which
+        // then takes precedence over tokenizer_config.json's field.
+        let jinja = dir.join("chat_template.jinja");
+        let chat_templates = if jinja.is_file() {
+            let source = std::fs::read_to_string(&jinja).map_err(|source| Error::Io {
+                path: jinja.clone(),
+                source,
+            })?;
+            vec![ChatTemplateSource {
+                name: None,
+                source,
+                origin: jinja,
+            }]
+        } else {
+            match config.chat_template {
+                None => Vec::new(),
+                Some(ChatTemplateField::One(source)) => vec![ChatTemplateSource {
+                    name: None,
+                    source,
+                    origin: config_path.clone(),
+                }],
+                Some(ChatTemplateField::Named(list)) => list
+                    .into_iter()
+                    .map(|t| ChatTemplateSource {
+                        name: Some(t.name),
+                        source: t.template,
+                        origin: config_path.clone(),
+                    })
+                    .collect(),
+            }
+        };
         Ok(Self {
             bos_token_id: id(&config.bos_token),
             eos_token_id: id(&config.eos_token),
             pad_token_id: id(&config.pad_token),
+            special_tokens,
+            chat_templates,
             inner,
             path: file,
         })
+    }
+
+    /// Whether the tokenizer carries a chat template.
+    pub fn has_chat_template(&self) -> bool {
+        !self.chat_templates.is_empty()
+    }
+
+    /// The chat template `name` (as transformers' `apply_chat_template(chat_template=name)`), or
+    /// the tokenizer's only or `default` one when `name` is `None`.
+    pub fn chat_template(&self, name: Option<&str>) -> Result<ChatTemplate> {
+        let config = self.path.with_file_name("tokenizer_config.json");
+        let names = || {
+            self.chat_templates
+                .iter()
+                .filter_map(|t| t.name.clone())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let found = match name {
+            Some(name) => self
+                .chat_templates
+                .iter()
+                .find(|t| t.name.as_deref() == Some(name))
+                .ok_or_else(|| Error::BadFile {
+                    path: config.clone(),
+                    message: format!(
+                        "no chat template named `{name}` (templates: {})",
+                        if self.chat_templates.is_empty() {
+                            "none".to_string()
+                        } else {
+                            names()
+                        }
+                    ),
+                })?,
+            None => match &self.chat_templates[..] {
+                [] => {
+                    return Err(Error::BadFile {
+                        path: config,
+                        message: "the tokenizer has no chat template (no `chat_template` field, \
+                                  no chat_template.jinja)"
+                            .into(),
+                    });
+                }
+                [only] => only,
+                several => several
+                    .iter()
+                    .find(|t| t.name.as_deref() == Some("default"))
+                    .ok_or_else(|| Error::BadFile {
+                        path: config.clone(),
+                        message: format!(
+                            "several chat templates and none is named `default`: choose one of {}",
+                            names()
+                        ),
+                    })?,
+            },
+        };
+        ChatTemplate::new(
+            found.source.clone(),
+            &found.origin,
+            found.name.clone(),
+            self.special_tokens.clone(),
+        )
+    }
+
+    /// Token ids of `text` and each token's byte range in `text`.
+    pub fn encode_with_offsets(&self, text: &str, special: bool) -> Result<(Vec<u32>, Offsets)> {
+        let encoding = self
+            .inner
+            .encode(text, special)
+            .map_err(|e| Error::BadFile {
+                path: self.path.clone(),
+                message: format!("cannot encode text: {e}"),
+            })?;
+        Ok((encoding.get_ids().to_vec(), encoding.get_offsets().to_vec()))
     }
 
     /// Token ids of `text`; `special` adds what the tokenizer's post-processor adds (BOS).

@@ -23,7 +23,7 @@ use super::trainer::{
 use crate::adapter::{HasAdapters, ParamReport};
 use crate::data::{
     ClassificationBatch, ClassificationBatcher, ClassificationExample, ClassificationTargets,
-    GlueTask, HeldOut, PairEncoder, load_glue, split_held_out,
+    GlueTask, HeldOut, PairEncoder, load_glue_with, split_held_out,
 };
 use crate::io::adapter::save_adapter;
 use crate::model::any::load_model_as;
@@ -221,9 +221,12 @@ where
     // Data.
     let d = &recipe.data;
     let tokenizer = tokenizer_for(&recipe.model.path, recipe.model.tokenizer.as_deref())?;
-    let rows = load_glue(task, &d.train)?;
+    let mut rows = load_glue_with(task, &d.train, &d.columns)?;
+    if d.first_rows > 0 {
+        rows.truncate(d.first_rows);
+    }
     let (mut train_rows, eval_rows) = match &d.eval {
-        Some(path) => (rows, load_glue(task, path)?),
+        Some(path) => (rows, load_glue_with(task, path, &d.columns)?),
         None => split_held_out(rows, HeldOut::Count(d.eval_rows), recipe.run.seed)?,
     };
     if d.limit > 0 {

@@ -1,6 +1,7 @@
 //! Training building blocks. This part: global-norm gradient clipping and the optimizer
 //! step that applies the SORSA regularizer in its configured mode.
 
+pub mod check;
 pub mod classifier;
 pub mod clip;
 pub mod dashboard;

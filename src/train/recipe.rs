@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::schedule::ScheduleKind;
 use crate::adapter::AdapterConfig;
+use crate::data::Columns;
 use crate::data::instruction::InstructionFormat;
 use crate::model::Precision;
 use crate::{Error, Result};
@@ -53,7 +54,9 @@ pub struct ModelSection {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSection {
-    /// Training file: instruction jsonl / json array, or a GLUE TSV when `task` is set.
+    /// Training data: a JSON / JSON-lines file, a parquet or `datasets` Arrow file, a shard
+    /// pattern (`data/train-*.parquet`), a `save_to_disk` folder, or a GLUE TSV when `task` is
+    /// set.
     pub train: PathBuf,
     /// A GLUE task (`sst2`, `mrpc`, `cola`, `rte`, `qnli`, `wnli`, `stsb`): sequence
     /// classification with the model's head (a fresh `score` head on decoders) instead of
@@ -62,6 +65,14 @@ pub struct DataSection {
     pub task: Option<String>,
     #[serde(default)]
     pub format: InstructionFormat,
+    /// Column names overriding the format's (or GLUE task's) preset, e.g.
+    /// `{ prompt = "query", response = "response" }` or `{ messages = "conversation" }`.
+    #[serde(default, skip_serializing_if = "Columns::is_empty")]
+    pub columns: Columns,
+    /// Read only the first N rows of the training data, in file order (HF's
+    /// `split="train[:N]"`), before the held-out split; 0 = all.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub first_rows: usize,
     /// Held-out file; when absent, `eval_rows` rows are split off the training data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval: Option<PathBuf>,
@@ -74,6 +85,10 @@ pub struct DataSection {
     pub max_prompt_length: usize,
     #[serde(default = "default_max_length")]
     pub max_response_length: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn default_eval_rows() -> usize {
@@ -300,6 +315,15 @@ impl Recipe {
                 "recomputation is implemented for causal-LM training; classification runs \
                  (data.task) train without it",
             ));
+        }
+        match &self.data.task {
+            Some(_) => self
+                .data
+                .columns
+                .reject(&["prompt", "input", "response", "messages"], "GLUE")?,
+            None => {
+                self.data.format.layout(&self.data.columns)?;
+            }
         }
         if let Some(task) = &self.data.task {
             task.parse::<crate::data::GlueTask>().map_err(|_| {

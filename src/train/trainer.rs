@@ -26,8 +26,8 @@ use super::state::{load_trainable, save_trainable};
 use super::step::PeftStep;
 use crate::adapter::ParamReport;
 use crate::data::{
-    HeldOut, InstructionTokenizer, LmBatch, LmBatcher, TokenizedExample, TruncationLimits,
-    load_instructions, permutation, split_held_out,
+    HeldOut, InstructionTokenizer, LmBatch, LmBatcher, TokenizedExample, TrainingRow,
+    TruncationLimits, load_training_rows, permutation, split_held_out,
 };
 use crate::io::adapter::save_adapter;
 use crate::model::any::load_model_as;
@@ -255,9 +255,11 @@ pub fn train_model<B: AutodiffBackend>(
 
     // Data.
     let d = &recipe.data;
-    let rows = load_instructions(&d.train, d.format)?;
+    let first_rows = (d.first_rows > 0).then_some(d.first_rows);
+    let rows = load_training_rows(&d.train, d.format, &d.columns, first_rows)?;
+    let chat = rows.iter().any(|r| matches!(r, TrainingRow::Chat(_)));
     let (mut train_rows, eval_rows) = match &d.eval {
-        Some(path) => (rows, load_instructions(path, d.format)?),
+        Some(path) => (rows, load_training_rows(path, d.format, &d.columns, None)?),
         None => split_held_out(rows, HeldOut::Count(d.eval_rows), recipe.run.seed)?,
     };
     if d.limit > 0 && d.limit < train_rows.len() {
@@ -274,8 +276,8 @@ pub fn train_model<B: AutodiffBackend>(
         max_response_length: d.max_response_length,
     };
     let encoder = InstructionTokenizer::new(&tokenizer, limits)?;
-    let train_set = encoder.tokenize_all(&train_rows)?;
-    let eval_set = encoder.tokenize_all(&eval_rows)?;
+    let train_set = encoder.tokenize_rows(&train_rows)?;
+    let eval_set = encoder.tokenize_rows(&eval_rows)?;
     super::setup::check_vocabulary(
         train_set
             .iter()
@@ -464,7 +466,7 @@ pub fn train_model<B: AutodiffBackend>(
         ));
     }
     if let Some(prompt) = &recipe.run.sample_prompt {
-        let ids = tokenizer.encode(&crate::data::prompt::math_train_prompt(prompt), true)?;
+        let ids = crate::data::chat::prompt_ids(&tokenizer, prompt, chat)?;
         let options = GenerationOptions {
             max_new_tokens: recipe.run.sample_max_new_tokens,
             eos_token_ids: inference.config.eos_token_ids.clone(),
