@@ -2,6 +2,9 @@
 //! config validation and the CLI. One test binary (each binary links all of Burn); the tests
 //! that compute with tensors run on both CPU backends (`flex::…`, `ndarray::…`).
 
+// The same test files are compiled once per backend (the `flex` and `ndarray` modules below).
+#![allow(clippy::duplicate_mod)]
+
 #[path = "foundation/cli.rs"]
 mod cli;
 #[path = "foundation/svd.rs"]
