@@ -23,6 +23,12 @@ pub type Wgpu = burn::backend::Wgpu<f32>;
 
 /// Wraps a backend with automatic differentiation for training.
 pub type Train<B> = burn::backend::Autodiff<B>;
+/// Automatic differentiation with Burn's BalancedCheckpointing strategy (memory-bound ops are
+/// recomputed in the backward pass instead of kept); `bench train --checkpointing balanced`.
+pub type TrainBalanced<B> = burn::backend::Autodiff<
+    B,
+    burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing,
+>;
 
 /// A device the user can pick with `--device`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -107,4 +113,10 @@ pub fn run_on<J: BackendJob>(kind: DeviceKind, job: J) -> J::Output {
         // `FromStr` refuses kinds that are not compiled in.
         _ => job.run::<Train<Cpu>>(Default::default()),
     }
+}
+
+/// Runs `job` on the CPU device with the BalancedCheckpointing autodiff strategy (only the
+/// memory benchmark uses it, so no other backend is compiled with it).
+pub fn run_balanced<J: BackendJob>(job: J) -> J::Output {
+    job.run::<TrainBalanced<Cpu>>(Default::default())
 }

@@ -307,6 +307,7 @@ fn analyze_measures_every_checkpoint_and_the_final_adapter() {
         adapters: vec![sorsa.join("adapter"), lora.join("adapter")],
         checkpoints: true,
         out: out.clone(),
+        precision: Default::default(),
     };
     let rows = analyze::<Train>(&options, &NdArrayDevice::Cpu).unwrap();
     // stories260K: 5 blocks x 7 linears, at steps 2 (checkpoint) and 4 (final adapter), 2 runs.

@@ -16,6 +16,8 @@ mod formats;
 mod parity;
 #[path = "decoder/peft_adapter.rs"]
 mod peft_adapter;
+#[path = "decoder/precision.rs"]
+mod precision;
 #[path = "decoder/stories.rs"]
 mod stories;
 #[path = "decoder/targets.rs"]

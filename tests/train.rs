@@ -10,6 +10,8 @@ mod classification;
 mod errors;
 #[path = "train/methods.rs"]
 mod methods;
+#[path = "train/precision.rs"]
+mod precision;
 #[path = "train/recipe_run.rs"]
 mod recipe_run;
 #[path = "train/resume.rs"]

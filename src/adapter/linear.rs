@@ -63,6 +63,15 @@ impl<B: Backend> Adapter<B> {
         }
     }
 
+    /// The dtype of the adapter's factors (f32 as burn-peft creates and loads them).
+    pub fn dtype(&self) -> DType {
+        match self {
+            Adapter::Lora(m) | Adapter::Pissa(m) | Adapter::LoraFa(m) => m.b.val().dtype(),
+            Adapter::Sorsa(m) => m.b.val().dtype(),
+            Adapter::Lotr(m) => m.core.val().dtype(),
+        }
+    }
+
     /// The adapter's contribution to the layer output.
     pub fn forward<const D: usize>(
         &self,
@@ -98,12 +107,21 @@ pub struct AdaptedLinear<B: Backend> {
 }
 
 impl<B: Backend> AdaptedLinear<B> {
+    /// `base(x) + adapter(x)`. With a bf16/f16 base the adapter runs on `x` cast to its own
+    /// (f32) dtype and the two outputs are added in f32 before the cast back, as PEFT does.
     pub fn forward<const D: usize>(
         &self,
         x: Tensor<B, D>,
         shared: &SharedFactors<B>,
     ) -> Tensor<B, D> {
-        self.base.forward(x.clone()) + self.adapter.forward(x, shared)
+        let dtype = x.dtype();
+        let adapter_dtype = FloatDType::from(self.adapter.dtype());
+        let base = linear_forward(&self.base, x.clone());
+        let update = self.adapter.forward(x.cast(adapter_dtype), shared);
+        if update.dtype() == dtype {
+            return base + update;
+        }
+        (base.cast(FloatDType::F32) + update.cast(FloatDType::F32)).cast(FloatDType::from(dtype))
     }
 
     pub fn in_features(&self) -> usize {
@@ -143,6 +161,22 @@ impl<B: Backend> AdaptedLinear<B> {
         .no_grad();
         Self { base, adapter }
     }
+}
+
+/// `linear(x)` computed in the linear's weight dtype, returned in `x`'s dtype: the one place a
+/// hidden state crosses into a frozen base of another dtype (and back).
+pub fn linear_forward<B: Backend, const D: usize>(
+    linear: &Linear<B>,
+    x: Tensor<B, D>,
+) -> Tensor<B, D> {
+    let dtype = x.dtype();
+    let weight_dtype = linear.weight.val().dtype();
+    if weight_dtype == dtype {
+        return linear.forward(x);
+    }
+    linear
+        .forward(x.cast(FloatDType::from(weight_dtype)))
+        .cast(FloatDType::from(dtype))
 }
 
 /// A parameter from a computed tensor: detached first, since Burn's autodiff can only make a

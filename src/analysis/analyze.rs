@@ -9,7 +9,8 @@ use burn::tensor::backend::AutodiffBackend;
 use super::layers::{LayerShift, layer_shifts};
 use super::plot::{Labels, Mark, Series, write_line_plot};
 use super::run::RunDir;
-use crate::model::any::load_model;
+use crate::model::Precision;
+use crate::model::any::load_model_as;
 use crate::model::decoder::Decoder;
 use crate::model::inject_adapters;
 use crate::train::state::load_trainable;
@@ -25,6 +26,9 @@ pub struct AnalyzeOptions {
     /// Also analyse every `<run>/checkpoints/step-*`.
     pub checkpoints: bool,
     pub out: PathBuf,
+    /// dtype the base is loaded in (use the runs' `model.precision`: a bf16 residual differs
+    /// from an f32 one by bf16 rounding).
+    pub precision: Precision,
 }
 
 /// Which number of a [`LayerShift`] a plot shows.
@@ -51,7 +55,7 @@ pub fn analyze<B: AutodiffBackend>(
             "name at least one adapter folder",
         ));
     }
-    let base = load_decoder::<B>(&options.base, device)?;
+    let base = load_decoder::<B>(&options.base, options.precision, device)?;
     let mut rows = Vec::new();
     let mut labels: Vec<String> = Vec::new();
     for adapter in &options.adapters {
@@ -88,7 +92,7 @@ pub fn analyze<B: AutodiffBackend>(
             "analyze: {method} step {final_step} ({})",
             adapter.display()
         );
-        let (model, _) = load_model::<B>(&options.base, device)?;
+        let (model, _) = load_model_as::<B>(&options.base, options.precision, device)?;
         let model = model
             .with_adapter(adapter)?
             .decoder()
@@ -133,8 +137,12 @@ pub fn analyze<B: AutodiffBackend>(
     Ok(rows)
 }
 
-fn load_decoder<B: AutodiffBackend>(path: &Path, device: &B::Device) -> Result<Decoder<B>> {
-    let (model, report) = load_model::<B>(path, device)?;
+fn load_decoder<B: AutodiffBackend>(
+    path: &Path,
+    precision: Precision,
+    device: &B::Device,
+) -> Result<Decoder<B>> {
+    let (model, report) = load_model_as::<B>(path, precision, device)?;
     report.warn();
     model.decoder().ok_or_else(|| not_decoder(path))
 }

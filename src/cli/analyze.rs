@@ -24,6 +24,10 @@ pub struct AnalyzeArgs {
     /// Device: cpu (burn-flex), ndarray, wgpu or cuda (those compiled in). The SVDs run on the host either way.
     #[arg(long, default_value = "cpu")]
     pub device: DeviceKind,
+    /// dtype the base is loaded in: auto (the checkpoint's), bf16, f16 or f32; use the runs'
+    /// `model.precision`.
+    #[arg(long, default_value = "auto")]
+    pub precision: burn_peft::model::Precision,
 }
 
 pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
@@ -43,6 +47,7 @@ impl BackendJob for Job {
             adapters: args.adapters,
             checkpoints: args.checkpoints,
             out: args.out,
+            precision: args.precision,
         };
         let rows = analyze::<B>(&options, &device)?;
         eprintln!(

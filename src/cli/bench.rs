@@ -13,6 +13,22 @@ pub enum BenchCommand {
     /// Training tokens/s and peak memory of one method on a random-weight Llama (run one
     /// method per process so the peak RSS is its own).
     Train(TrainBenchArgs),
+    /// Load a model and report the time and the process's peak RSS against the size of its
+    /// weight files.
+    Load(LoadBenchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LoadBenchArgs {
+    /// HF model folder or llama2.c .bin.
+    #[arg(long)]
+    pub model: std::path::PathBuf,
+    /// dtype of the frozen base: auto (the checkpoint's), bf16, f16 or f32.
+    #[arg(long, default_value = "auto")]
+    pub precision: burn_peft::model::Precision,
+    /// Device: cpu (burn-flex), ndarray, wgpu or cuda (those compiled in).
+    #[arg(long, default_value = "cpu")]
+    pub device: burn_peft::backend::DeviceKind,
 }
 
 #[derive(clap::Args, Debug)]
@@ -24,6 +40,9 @@ pub struct TrainBenchArgs {
     pub rank: usize,
     #[arg(long, default_value_t = 512)]
     pub hidden: usize,
+    /// MLP width (default: 8/3 · hidden rounded down to a multiple of 64, as Llama).
+    #[arg(long)]
+    pub intermediate: Option<usize>,
     #[arg(long, default_value_t = 8)]
     pub layers: usize,
     #[arg(long, default_value_t = 32_000)]
@@ -35,6 +54,28 @@ pub struct TrainBenchArgs {
     /// Timed optimizer steps (after one untimed warm-up step).
     #[arg(long, default_value_t = 3)]
     pub steps: usize,
+    /// dtype of the frozen base: bf16, f16 or f32 (auto: f32, the random model's dtype).
+    #[arg(long, default_value = "f32")]
+    pub precision: burn_peft::model::Precision,
+    /// Activation checkpointing: `none`, `layer` (per-layer recomputation, what a recipe's
+    /// `gradient_checkpointing = true` runs) or `balanced` (Burn's BalancedCheckpointing
+    /// autodiff strategy: memory-bound ops recomputed, compute-bound ones kept).
+    #[arg(long, default_value = "none")]
+    pub checkpointing: Checkpointing,
+    /// Same as `--checkpointing layer`.
+    #[arg(long)]
+    pub gradient_checkpointing: bool,
+    /// Device: cpu (burn-flex) or ndarray (peak RSS only measures host devices).
+    #[arg(long, default_value = "cpu")]
+    pub device: burn_peft::backend::DeviceKind,
+}
+
+/// How the bench trades memory for recomputation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Checkpointing {
+    None,
+    Layer,
+    Balanced,
 }
 
 #[derive(clap::Args, Debug)]
@@ -90,7 +131,24 @@ pub struct SvdBenchArgs {
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Svd(args) => svd_bench(args),
-        BenchCommand::Train(args) => train_bench(args),
+        BenchCommand::Load(args) => {
+            let device = args.device;
+            burn_peft::backend::run_on(device, LoadBench(args))
+        }
+        BenchCommand::Train(mut args) => {
+            if args.gradient_checkpointing {
+                args.checkpointing = Checkpointing::Layer;
+            }
+            let device = args.device;
+            if args.checkpointing == Checkpointing::Balanced {
+                if device != burn_peft::backend::DeviceKind::Cpu {
+                    anyhow::bail!("--checkpointing balanced is built for the cpu device only");
+                }
+                burn_peft::backend::run_balanced(TrainBench(args))
+            } else {
+                burn_peft::backend::run_on(device, TrainBench(args))
+            }
+        }
         BenchCommand::Generate(args) => {
             let device = args.device;
             burn_peft::backend::run_on(device, GenerateBench(args))
@@ -264,72 +322,177 @@ impl burn_peft::backend::BackendJob for GenerateBench {
     }
 }
 
-fn train_bench(args: TrainBenchArgs) -> anyhow::Result<()> {
-    use burn::optim::GradientsParams;
-    use burn::tensor::{Int, Tensor, TensorData};
-    use burn_peft::adapter::{AdapterConfig, ParamReport, Targets};
-    use burn_peft::model::decoder::{Decoder, DecoderConfig};
-    use burn_peft::model::inject_adapters;
-    use burn_peft::model::loss::{causal_lm_loss, lm_labels};
-    use burn_peft::train::PeftStep;
-    type T = burn_peft::backend::Train<burn_peft::backend::Cpu>;
+struct TrainBench(TrainBenchArgs);
 
-    let device = Default::default();
-    let heads = (args.hidden / 64).max(1);
-    let inter = args.hidden * 8 / 3 / 64 * 64;
-    let config = DecoderConfig::llama(
-        args.vocab,
-        args.hidden,
-        inter,
-        args.layers,
-        heads,
-        heads,
-        4096,
-        false,
-    );
-    let model = Decoder::<T>::random(config, 0, &device)?;
-    let mut adapter = AdapterConfig::new(args.method, args.rank);
-    adapter.targets = Some(Targets::Pattern("all-linear".into()));
-    let (mut model, _) = inject_adapters(model, &adapter)?;
-    println!(
-        "{} rank {}: {}",
-        args.method,
-        args.rank,
-        ParamReport::of(&model)
-    );
-    let step = PeftStep::new(&adapter, 1e-4, Some(1.0), 1);
-    let mut optimizer = burn::optim::AdamWConfig::new().init();
-    let tokens = args.batch * args.seq;
-    let ids: Vec<i64> = (0..tokens)
-        .map(|i| (i as i64 * 7919) % args.vocab as i64)
-        .collect();
-    let ids = Tensor::<T, 2, Int>::from_data(TensorData::new(ids, [args.batch, args.seq]), &device);
-    let mut timed = 0.0;
-    for i in 0..=args.steps {
+impl burn_peft::backend::BackendJob for TrainBench {
+    type Output = anyhow::Result<()>;
+
+    /// Builds a random-weight Llama in the requested precision, adapts every linear, and runs
+    /// one warm-up and `steps` timed optimizer steps, measuring each step's peak RSS and its
+    /// parts as the trainer does (the peak is reset after the model is built).
+    fn run<B: burn::tensor::backend::AutodiffBackend>(
+        self,
+        device: B::Device,
+    ) -> anyhow::Result<()> {
+        use burn::optim::GradientsParams;
+        use burn::tensor::{ElementConversion, FloatDType, Int, Tensor, TensorData};
+        use burn_peft::adapter::{AdapterConfig, ParamReport, Targets};
+        use burn_peft::linalg::SvdMode;
+        use burn_peft::model::decoder::{Decoder, DecoderConfig};
+        use burn_peft::model::inject_adapters;
+        use burn_peft::model::loss::{causal_lm_loss, lm_labels};
+        use burn_peft::model::precision::dtype_name;
+        use burn_peft::train::PeftStep;
+        use burn_peft::train::memory::{MemoryMonitor, ParamBytes, rss};
+
+        let args = self.0;
+        let heads = (args.hidden / 64).max(1);
+        let inter = args.intermediate.unwrap_or(args.hidden * 8 / 3 / 64 * 64);
+        let config = DecoderConfig::llama(
+            args.vocab,
+            args.hidden,
+            inter,
+            args.layers,
+            heads,
+            heads,
+            args.seq.max(4096),
+            false,
+        );
+        let dtype = args.precision.resolve_on::<B>(FloatDType::F32, &device);
         let started = Instant::now();
-        let logits = model.forward(ids.clone(), None);
-        let loss = causal_lm_loss(logits, lm_labels(ids.clone(), None));
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = step.apply(model, &mut optimizer, grads, 1e-4)?.0;
-        if i > 0 {
-            timed += started.elapsed().as_secs_f64();
+        let model = Decoder::<B>::random_as(config, 0, dtype, &device)?;
+        let mut adapter = AdapterConfig::new(args.method, args.rank);
+        adapter.targets = Some(Targets::Pattern("all-linear".into()));
+        // The initialisation's accuracy does not matter to step time or memory: keep it quick.
+        adapter.svd = SvdMode::Randomized;
+        adapter.power_iterations = 1;
+        let (mut model, _) = inject_adapters(model, &adapter)?;
+        println!(
+            "model: hidden {}, intermediate {inter}, layers {}, vocab {}; base {}; {} rank {}: {} \
+             ({:.1} s to build)",
+            args.hidden,
+            args.layers,
+            args.vocab,
+            dtype_name(dtype),
+            args.method,
+            args.rank,
+            ParamReport::of(&model),
+            started.elapsed().as_secs_f64()
+        );
+        let mut memory = MemoryMonitor::new(ParamBytes::of(&model), 0, true);
+        let step = PeftStep::new(&adapter, 1e-4, Some(1.0), 1);
+        let mut optimizer = burn::optim::AdamWConfig::new().init();
+        let tokens = args.batch * args.seq;
+        let ids: Vec<i64> = (0..tokens)
+            .map(|i| (i as i64 * 7919) % args.vocab as i64)
+            .collect();
+        let ids =
+            Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [args.batch, args.seq]), &device);
+        let mask = ids.ones_like();
+        let labels = lm_labels(ids.clone(), None);
+        rss::reset_peak();
+        let mut timed = 0.0;
+        for i in 0..=args.steps {
+            memory.start_step();
+            let started = Instant::now();
+            let grads = if args.checkpointing == Checkpointing::Layer {
+                burn_peft::train::recompute::causal_lm_gradients(
+                    &model,
+                    ids.clone(),
+                    mask.clone(),
+                    labels.clone(),
+                    1.0,
+                    i as u64,
+                )
+                .1
+            } else {
+                let logits = model.forward(ids.clone(), None);
+                let loss = causal_lm_loss(logits, labels.clone());
+                let _ = loss.clone().into_scalar().elem::<f64>();
+                GradientsParams::from_grads(loss.backward(), &model)
+            };
+            model = step.apply(model, &mut optimizer, grads, 1e-4)?.0;
+            memory.end_step(i + 1);
+            if i > 0 {
+                timed += started.elapsed().as_secs_f64();
+            }
         }
+        let report = memory.report();
+        let mib =
+            |b: Option<u64>| b.map_or("n/a".into(), |b| format!("{:.0}", b as f64 / 1048576.0));
+        println!(
+            "| method | rank | base | checkpointing | seq | batch | tokens/s | s/step | peak RSS MiB | \
+             base | adapters | gradients | optimizer | activations | other |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        println!(
+            "| {} | {} | {} | {:?} | {} | {} | {:.0} | {:.2} | {} | {} | {} | {} | {} | {} | {} |",
+            args.method,
+            args.rank,
+            dtype_name(dtype),
+            args.checkpointing,
+            args.seq,
+            args.batch,
+            (args.steps * tokens) as f64 / timed,
+            timed / args.steps as f64,
+            mib(report.peak),
+            mib(Some(report.base)),
+            mib(Some(report.adapters)),
+            mib(Some(report.gradients)),
+            mib(Some(report.optimizer)),
+            mib(report.activations),
+            mib(report.other),
+        );
+        Ok(())
     }
-    let peak = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM"))
-                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
-        })
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| format!("{:.0} MiB", kb / 1024.0))
-        .unwrap_or_else(|| "unknown".into());
-    println!(
-        "| {} | {} | {:.0} tokens/s | peak RSS {peak} |",
-        args.method,
-        args.rank,
-        (args.steps * tokens) as f64 / timed
-    );
-    Ok(())
+}
+
+struct LoadBench(LoadBenchArgs);
+
+impl burn_peft::backend::BackendJob for LoadBench {
+    type Output = anyhow::Result<()>;
+
+    fn run<B: burn::tensor::backend::AutodiffBackend>(
+        self,
+        device: B::Device,
+    ) -> anyhow::Result<()> {
+        use burn_peft::model::precision::dtype_name;
+        use burn_peft::train::memory::rss;
+        type I<B> = <B as burn::tensor::backend::AutodiffBackend>::InnerBackend;
+        let args = self.0;
+        let files: Vec<std::path::PathBuf> = if args.model.is_dir() {
+            burn_peft::io::checkpoint::Checkpoint::open_dir(&args.model)?
+                .paths()
+                .into_iter()
+                .map(|p| p.to_path_buf())
+                .collect()
+        } else {
+            vec![args.model.clone()]
+        };
+        let size: u64 = files
+            .iter()
+            .map(|f| std::fs::metadata(f).map(|m| m.len()))
+            .sum::<std::io::Result<u64>>()?;
+        let before = rss::current();
+        let started = Instant::now();
+        let (model, report) =
+            burn_peft::model::any::load_model_as::<I<B>>(&args.model, args.precision, &device)?;
+        let seconds = started.elapsed().as_secs_f64();
+        let mib = |b: u64| b as f64 / 1048576.0;
+        let peak = rss::peak();
+        println!(
+            "loaded {} as {} in {seconds:.2} s: weights {:.1} MiB on disk; RSS before {}, peak {}{}",
+            args.model.display(),
+            dtype_name(report.dtype),
+            mib(size),
+            before.map_or("n/a".into(), |b| format!("{:.1} MiB", mib(b))),
+            peak.map_or("n/a".into(), |p| format!("{:.1} MiB", mib(p))),
+            peak.map_or(String::new(), |p| format!(
+                " ({:.2}x the weights)",
+                p as f64 / size as f64
+            )),
+        );
+        drop(model);
+        Ok(())
+    }
 }

@@ -12,6 +12,7 @@ use burn_peft::eval::run::{
     EvalOptions, evaluate_classifier, evaluate_completions, evaluate_decoder,
 };
 use burn_peft::eval::task::Task;
+use burn_peft::model::Precision;
 
 use super::model_args::ModelArgs;
 
@@ -28,6 +29,9 @@ pub struct EvalArgs {
     /// Device: cpu (burn-flex), ndarray, wgpu or cuda (those compiled in).
     #[arg(long, default_value = "cpu")]
     pub device: DeviceKind,
+    /// dtype of the frozen base: auto (the checkpoint's), bf16, f16 or f32.
+    #[arg(long, default_value = "auto")]
+    pub precision: Precision,
     /// gsm8k, math, math500, humaneval, glue-{cola,sst2,mrpc,rte,stsb,qnli,wnli}, perplexity.
     #[arg(long)]
     pub task: Task,
@@ -95,6 +99,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         model,
         adapter: args.adapter.clone(),
         device: args.device,
+        precision: args.precision,
     });
     let evaluation = match (&args.completions, &model) {
         (Some(file), _) => {

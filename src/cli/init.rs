@@ -8,7 +8,7 @@ use burn::tensor::backend::AutodiffBackend;
 use burn_peft::adapter::ParamReport;
 use burn_peft::backend::{BackendJob, DeviceKind, run_on};
 use burn_peft::io::adapter::{InitialAdapters, save_adapter};
-use burn_peft::model::any::load_model;
+use burn_peft::model::any::load_model_as;
 use burn_peft::model::inject_adapters;
 use burn_peft::train::recipe::Recipe;
 
@@ -20,13 +20,20 @@ pub struct InitArgs {
     /// Override a recipe value (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
+    /// dtype of the frozen base: auto, bf16, f16 or f32 (the recipe's `model.precision`).
+    #[arg(long)]
+    pub precision: Option<burn_peft::model::Precision>,
     /// Output adapter folder.
     #[arg(long)]
     pub out: PathBuf,
 }
 
 pub fn run(args: InitArgs) -> anyhow::Result<()> {
-    let recipe = Recipe::load(args.config.as_deref(), &args.overrides)?;
+    let mut overrides = args.overrides.clone();
+    if let Some(precision) = args.precision {
+        overrides.push(format!("model.precision=\"{precision}\""));
+    }
+    let recipe = Recipe::load(args.config.as_deref(), &overrides)?;
     if args.out.join(burn_peft::io::peft::WEIGHTS_FILE).exists() {
         anyhow::bail!(
             "{} already holds an adapter; choose another --out",
@@ -54,7 +61,7 @@ impl BackendJob for Job {
     fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<()> {
         let r = &self.recipe;
         let started = std::time::Instant::now();
-        let model = load_model::<B>(&r.model.path, &device)?
+        let model = load_model_as::<B>(&r.model.path, r.model.precision, &device)?
             .0
             .decoder()
             .context("init supports decoder models")?;

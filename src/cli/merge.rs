@@ -3,11 +3,13 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use burn::tensor::FloatDType;
 use burn::tensor::backend::AutodiffBackend;
 use burn_peft::backend::{BackendJob, run_on};
-use burn_peft::io::checkpoint::{OutTensor, write_safetensors};
+use burn_peft::io::checkpoint::{Checkpoint, OutTensor, float_dtype, write_safetensors};
 use burn_peft::linalg::tensor_to_vec;
-use burn_peft::model::merge_adapters;
+use burn_peft::model::precision::hf_name;
+use burn_peft::model::{Precision, merge_adapters};
 
 use super::model_args::ModelArgs;
 
@@ -15,7 +17,9 @@ use super::model_args::ModelArgs;
 pub struct MergeArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Output folder (config.json, model.safetensors, tokenizer files).
+    /// Output folder (config.json, model.safetensors, tokenizer files). Each tensor is written
+    /// in the dtype the base checkpoint stores it in (or in `--precision` when that is not
+    /// auto), the merge itself accumulating in f32; config.json's `dtype` says which.
     #[arg(long)]
     pub out: PathBuf,
 }
@@ -52,11 +56,21 @@ impl BackendJob for Job {
             .load::<B::InnerBackend>(&device)?
             .decoder()
             .context("merge supports decoder models")?;
+        let source = Checkpoint::open_dir(&args.model.model)?;
         let merged = merge_adapters(model);
-        let tensors = merged
+        let mut written = Vec::new();
+        let tensors: Vec<OutTensor> = merged
             .hf_tensors()?
             .into_iter()
             .map(|(name, t)| {
+                let dtype = match args.model.precision {
+                    Precision::Auto => source
+                        .dtype(&name)
+                        .and_then(float_dtype)
+                        .unwrap_or_else(|| FloatDType::from(t.dtype())),
+                    explicit => explicit.resolve(FloatDType::F32),
+                };
+                written.push((dtype, t.shape().num_elements()));
                 // Norms and biases were widened to 2-D for a uniform list; write their true shape.
                 let dims = t.dims();
                 let shape = if name.ends_with("norm.weight") || name.ends_with(".bias") {
@@ -64,14 +78,14 @@ impl BackendJob for Job {
                 } else {
                     dims.to_vec()
                 };
-                OutTensor::F32(name, shape, tensor_to_vec(t))
+                OutTensor::f32_as(name, shape, &tensor_to_vec(t), dtype)
             })
             .collect();
         std::fs::create_dir_all(&args.out)
             .with_context(|| format!("creating {}", args.out.display()))?;
         write_safetensors(&args.out.join("model.safetensors"), tensors, None)?;
+        write_config(&args.model.model, &args.out, dominant(&written))?;
         for file in [
-            "config.json",
             "generation_config.json",
             "tokenizer.json",
             "tokenizer_config.json",
@@ -86,4 +100,40 @@ impl BackendJob for Job {
         eprintln!("wrote merged model to {}", args.out.display());
         Ok(())
     }
+}
+
+/// The dtype most of the written elements have.
+fn dominant(written: &[(FloatDType, usize)]) -> FloatDType {
+    let mut totals: Vec<(FloatDType, usize)> = Vec::new();
+    for &(dtype, n) in written {
+        match totals.iter_mut().find(|(d, _)| *d == dtype) {
+            Some((_, total)) => *total += n,
+            None => totals.push((dtype, n)),
+        }
+    }
+    totals
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .map_or(FloatDType::F32, |(d, _)| d)
+}
+
+/// The base's config.json with `dtype` (and `torch_dtype`, when the base has it) naming the
+/// dtype the merged weights are written in, as transformers' `save_pretrained` records it.
+fn write_config(
+    base: &std::path::Path,
+    out: &std::path::Path,
+    dtype: FloatDType,
+) -> anyhow::Result<()> {
+    let path = base.join("config.json");
+    let mut config: serde_json::Value = burn_peft::io::read_json(&path)?;
+    let object = config
+        .as_object_mut()
+        .with_context(|| format!("{}: not a JSON object", path.display()))?;
+    object.insert("dtype".into(), hf_name(dtype).into());
+    if object.contains_key("torch_dtype") {
+        object.insert("torch_dtype".into(), hf_name(dtype).into());
+    }
+    let text = serde_json::to_string_pretty(&config).expect("JSON serialises");
+    burn_peft::io::write_atomic(&out.join("config.json"), text.as_bytes())?;
+    Ok(())
 }

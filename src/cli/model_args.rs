@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use burn::tensor::backend::Backend;
 use burn_peft::backend::DeviceKind;
-use burn_peft::model::any::{AnyModel, load_model};
+use burn_peft::model::Precision;
+use burn_peft::model::any::{AnyModel, load_model_as};
 use burn_peft::model::tokenizer::TextTokenizer;
 use burn_peft::train::trainer::tokenizer_for;
 
@@ -20,12 +21,16 @@ pub struct ModelArgs {
     /// Device: cpu (burn-flex), ndarray, wgpu or cuda (those compiled in).
     #[arg(long, default_value = "cpu")]
     pub device: DeviceKind,
+    /// dtype of the frozen base: auto (the checkpoint's), bf16, f16 or f32. Adapters stay f32;
+    /// a device without the dtype (ndarray: no bf16/f16) uses f32 and says so.
+    #[arg(long, default_value = "auto")]
+    pub precision: Precision,
 }
 
 impl ModelArgs {
     /// Loads the model and applies the adapter, warning about unused checkpoint tensors.
     pub fn load<B: Backend>(&self, device: &B::Device) -> anyhow::Result<AnyModel<B>> {
-        let (model, report) = load_model::<B>(&self.model, device)
+        let (model, report) = load_model_as::<B>(&self.model, self.precision, device)
             .with_context(|| format!("loading {}", self.model.display()))?;
         report.warn();
         match &self.adapter {

@@ -15,6 +15,9 @@ pub struct TrainArgs {
     /// Override a recipe value, e.g. `--set optim.lr=1e-4 --set adapter.rank=8` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
+    /// dtype of the frozen base: auto, bf16, f16 or f32 (the recipe's `model.precision`).
+    #[arg(long)]
+    pub precision: Option<burn_peft::model::Precision>,
     /// Continue the run in run.output_dir from its latest checkpoint.
     #[arg(long)]
     pub resume: bool,
@@ -24,7 +27,11 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    let recipe = Recipe::load(args.config.as_deref(), &args.overrides)?;
+    let mut overrides = args.overrides.clone();
+    if let Some(precision) = args.precision {
+        overrides.push(format!("model.precision=\"{precision}\""));
+    }
+    let recipe = Recipe::load(args.config.as_deref(), &overrides)?;
     let device: DeviceKind = recipe.run.device.parse()?;
     run_on(device, Job { recipe, args })
 }

@@ -1,13 +1,15 @@
 //! Reading safetensors checkpoints as HF writes them: one `model.safetensors` or shards listed in
 //! `model.safetensors.index.json`, memory-mapped, any of f32 / f16 / bf16 / f64 converted to the
-//! run's float type on load. Every tensor read is recorded, so callers can report the ones a
-//! model did not use.
+//! checkpoint's target dtype (f32 unless [`Checkpoint::with_dtype`] says otherwise) tensor by
+//! tensor. Once a tensor is on the device its mapped pages are released, so loading a model needs
+//! about its size in host memory, not a second copy of the file. Every tensor read is recorded,
+//! so callers can report the ones a model did not use.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
+use burn::tensor::{DType, FloatDType, Int, Tensor, TensorData, backend::Backend, bf16, f16};
 use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
 
@@ -48,6 +50,8 @@ pub struct Checkpoint {
     shards: Vec<Shard>,
     entries: HashMap<String, Entry>,
     used: Mutex<BTreeSet<String>>,
+    /// The dtype [`tensor`](Self::tensor) creates float tensors in.
+    dtype: FloatDType,
 }
 
 pub const SINGLE_FILE: &str = "model.safetensors";
@@ -142,7 +146,39 @@ impl Checkpoint {
             shards,
             entries,
             used: Mutex::new(BTreeSet::new()),
+            dtype: FloatDType::F32,
         })
+    }
+
+    /// Float tensors are created in `dtype` (converted from whatever the file stores).
+    pub fn with_dtype(mut self, dtype: FloatDType) -> Self {
+        self.dtype = dtype;
+        self
+    }
+
+    /// The dtype float tensors are created in.
+    pub fn target_dtype(&self) -> FloatDType {
+        self.dtype
+    }
+
+    /// The float dtype holding most of the checkpoint's elements (f32 when it has no float
+    /// tensor): what `precision = "auto"` loads when config.json names no dtype.
+    pub fn stored_dtype(&self) -> FloatDType {
+        let mut counts: Vec<(FloatDType, usize)> = Vec::new();
+        for entry in self.entries.values() {
+            let Some(dtype) = float_dtype(entry.dtype) else {
+                continue;
+            };
+            let n: usize = entry.shape.iter().product();
+            match counts.iter_mut().find(|(d, _)| *d == dtype) {
+                Some((_, c)) => *c += n,
+                None => counts.push((dtype, n)),
+            }
+        }
+        counts
+            .into_iter()
+            .max_by_key(|(_, n)| *n)
+            .map_or(FloatDType::F32, |(d, _)| d)
     }
 
     /// Files the checkpoint reads from.
@@ -208,30 +244,7 @@ impl Checkpoint {
     /// Reads a float tensor as f32 values with its shape.
     pub fn read_f32(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>)> {
         let (entry, bytes) = self.entry(name)?;
-        let values = match entry.dtype {
-            Dtype::F32 => bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            Dtype::F16 => bytes
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            Dtype::BF16 => bytes
-                .chunks_exact(2)
-                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            Dtype::F64 => bytes
-                .chunks_exact(8)
-                .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
-                .collect(),
-            other => {
-                return Err(Error::BadFile {
-                    path: self.path_of(name),
-                    message: format!("tensor `{name}` has dtype {other:?}; expected a float type"),
-                });
-            }
-        };
+        let values = self.decode(name, entry.dtype, bytes, Value::to_f32)?;
         Ok((values, entry.shape.clone()))
     }
 
@@ -257,16 +270,115 @@ impl Checkpoint {
         Ok((values, entry.shape.clone()))
     }
 
-    /// Reads a float tensor of the expected shape onto `device`.
+    /// Reads a float tensor of the expected shape onto `device`, in the checkpoint's target
+    /// dtype ([`with_dtype`](Self::with_dtype)).
     pub fn tensor<B: Backend, const D: usize>(
         &self,
         name: &str,
         shape: [usize; D],
         device: &B::Device,
     ) -> Result<Tensor<B, D>> {
-        let (values, found) = self.read_f32(name)?;
-        self.check_shape(name, &shape, &found)?;
-        Ok(Tensor::from_data(TensorData::new(values, shape), device))
+        self.tensor_as(name, shape, self.dtype, device)
+    }
+
+    /// Reads a float tensor of the expected shape onto `device` in `dtype`: the stored values
+    /// are converted straight into one host buffer of `dtype` (no f32 copy of a bf16 tensor),
+    /// which becomes the device tensor, and the tensor's mapped pages are released.
+    pub fn tensor_as<B: Backend, const D: usize>(
+        &self,
+        name: &str,
+        shape: [usize; D],
+        dtype: FloatDType,
+        device: &B::Device,
+    ) -> Result<Tensor<B, D>> {
+        let (entry, bytes) = self.entry(name)?;
+        self.check_shape(name, &shape, &entry.shape)?;
+        let data = match dtype {
+            FloatDType::BF16 => {
+                let values: Vec<bf16> = self.decode(name, entry.dtype, bytes, |v| match v {
+                    Value::Bf16(x) => x,
+                    other => bf16::from_f32(other.to_f32()),
+                })?;
+                TensorData::new(values, shape)
+            }
+            FloatDType::F16 => {
+                let values: Vec<f16> = self.decode(name, entry.dtype, bytes, |v| match v {
+                    Value::F16(x) => x,
+                    other => f16::from_f32(other.to_f32()),
+                })?;
+                TensorData::new(values, shape)
+            }
+            FloatDType::F64 => {
+                let values: Vec<f64> = self.decode(name, entry.dtype, bytes, |v| match v {
+                    Value::F64(x) => x,
+                    other => f64::from(other.to_f32()),
+                })?;
+                TensorData::new(values, shape)
+            }
+            FloatDType::F32 | FloatDType::Flex32 => {
+                let values: Vec<f32> = self.decode(name, entry.dtype, bytes, Value::to_f32)?;
+                TensorData::new(values, shape)
+            }
+        };
+        self.release(entry);
+        Ok(Tensor::from_data(data, (device, DType::from(dtype))))
+    }
+
+    /// Decodes the little-endian elements of a float tensor with `convert`.
+    fn decode<T>(
+        &self,
+        name: &str,
+        stored: Dtype,
+        bytes: &[u8],
+        convert: impl Fn(Value) -> T,
+    ) -> Result<Vec<T>> {
+        Ok(match stored {
+            Dtype::F32 => bytes
+                .chunks_exact(4)
+                .map(|b| convert(Value::F32(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))))
+                .collect(),
+            Dtype::F16 => bytes
+                .chunks_exact(2)
+                .map(|b| convert(Value::F16(f16::from_le_bytes([b[0], b[1]]))))
+                .collect(),
+            Dtype::BF16 => bytes
+                .chunks_exact(2)
+                .map(|b| convert(Value::Bf16(bf16::from_le_bytes([b[0], b[1]]))))
+                .collect(),
+            Dtype::F64 => bytes
+                .chunks_exact(8)
+                .map(|b| {
+                    convert(Value::F64(f64::from_le_bytes(
+                        b.try_into().expect("8 bytes"),
+                    )))
+                })
+                .collect(),
+            other => {
+                return Err(Error::BadFile {
+                    path: self.path_of(name),
+                    message: format!("tensor `{name}` has dtype {other:?}; expected a float type"),
+                });
+            }
+        })
+    }
+
+    /// Drops a tensor's mapped pages from this process once it has been copied (they stay in
+    /// the page cache, and are read again if the tensor is). Without this every loaded tensor
+    /// would be counted twice in resident memory: once mapped, once on the device.
+    fn release(&self, entry: &Entry) {
+        #[cfg(unix)]
+        if let Bytes::Mapped(map) = &self.shards[entry.shard].map {
+            let start = self.shards[entry.shard].data_start + entry.range.0;
+            let len = entry.range.1 - entry.range.0;
+            // SAFETY: the map is private and read-only and no reference into this range is
+            // alive (the values were copied above): dropped pages are re-read from the file on
+            // the next access, so no observable content changes. A failure only keeps pages.
+            let _ = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, len)
+            };
+        }
+        #[cfg(not(unix))]
+        let _ = entry;
     }
 
     /// Reads an integer tensor of any rank-`D` shape onto `device`.
@@ -297,12 +409,91 @@ impl Checkpoint {
     }
 }
 
+/// One stored float element, before conversion to the target dtype.
+#[derive(Clone, Copy)]
+enum Value {
+    F32(f32),
+    F16(f16),
+    Bf16(bf16),
+    F64(f64),
+}
+
+impl Value {
+    fn to_f32(self) -> f32 {
+        match self {
+            Value::F32(x) => x,
+            Value::F16(x) => x.to_f32(),
+            Value::Bf16(x) => x.to_f32(),
+            Value::F64(x) => x as f32,
+        }
+    }
+}
+
+/// The Burn float dtype of a safetensors dtype (`None` for integers and others).
+pub fn float_dtype(dtype: Dtype) -> Option<FloatDType> {
+    Some(match dtype {
+        Dtype::F32 => FloatDType::F32,
+        Dtype::F16 => FloatDType::F16,
+        Dtype::BF16 => FloatDType::BF16,
+        Dtype::F64 => FloatDType::F64,
+        _ => return None,
+    })
+}
+
 /// A tensor to write: name, shape and values (stored little-endian in the named dtype).
 pub enum OutTensor {
     F32(String, Vec<usize>, Vec<f32>),
     /// f32 values rounded to bf16 on write.
     Bf16(String, Vec<usize>, Vec<f32>),
     I64(String, Vec<usize>, Vec<i64>),
+    /// Little-endian bytes already in their dtype.
+    Raw(String, Dtype, Vec<usize>, Vec<u8>),
+}
+
+impl OutTensor {
+    /// A float tensor written as `dtype` (bf16, f16 or f32), converted on the host element by
+    /// element (round to nearest even, as PyTorch's `.to()`).
+    pub fn float<B: Backend, const D: usize>(
+        name: String,
+        tensor: Tensor<B, D>,
+        dtype: FloatDType,
+    ) -> Self {
+        let shape = tensor.dims().to_vec();
+        let values = crate::linalg::tensor_to_vec(tensor);
+        Self::f32_as(name, shape, &values, dtype)
+    }
+
+    /// f32 values written as `dtype`, rounded to nearest even.
+    pub fn f32_as(name: String, shape: Vec<usize>, values: &[f32], dtype: FloatDType) -> Self {
+        let (stored, bytes): (Dtype, Vec<u8>) = match dtype {
+            FloatDType::BF16 => (
+                Dtype::BF16,
+                values
+                    .iter()
+                    .flat_map(|v| bf16::from_f32(*v).to_le_bytes())
+                    .collect(),
+            ),
+            FloatDType::F16 => (
+                Dtype::F16,
+                values
+                    .iter()
+                    .flat_map(|v| f16::from_f32(*v).to_le_bytes())
+                    .collect(),
+            ),
+            FloatDType::F64 => (
+                Dtype::F64,
+                values
+                    .iter()
+                    .flat_map(|v| f64::from(*v).to_le_bytes())
+                    .collect(),
+            ),
+            FloatDType::F32 | FloatDType::Flex32 => (
+                Dtype::F32,
+                values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ),
+        };
+        OutTensor::Raw(name, stored, shape, bytes)
+    }
 }
 
 /// Writes tensors to a safetensors file atomically.
@@ -345,6 +536,7 @@ pub fn serialize(
                 shape,
                 values.iter().flat_map(|v| v.to_le_bytes()).collect(),
             ),
+            OutTensor::Raw(name, dtype, shape, bytes) => (name, dtype, shape, bytes),
         })
         .collect();
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = owned

@@ -9,13 +9,14 @@ use std::path::Path;
 use burn::module::Module;
 use burn::nn::Embedding;
 use burn::tensor::activation::{gelu_approximate, silu, softmax};
-use burn::tensor::{Int, Tensor, backend::Backend, module::embedding};
+use burn::tensor::{DType, FloatDType, Int, Tensor, backend::Backend, module::embedding};
 use serde::Deserialize;
 
 use super::config::{GenerationConfig, HfConfig, ModelType, TokenIds};
 use super::inject::adapted_layers;
 use super::linear::{PeftLinear, frozen};
 use super::norm::RmsNorm;
+use super::precision::{Precision, round_scalar};
 use super::rope::{Rope, RopeParameters};
 use super::{LoadReport, PeftModel};
 use crate::adapter::{AdaptedLinear, HasAdapters, SharedFactors, Targets};
@@ -278,6 +279,7 @@ impl<B: Backend> Attention<B> {
         shared: &SharedFactors<B>,
     ) -> Tensor<B, 3> {
         let [b, s, _] = x.dims();
+        let dtype = FloatDType::from(x.dtype());
         let (h, kv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let heads = |t: Tensor<B, 3>, n: usize| t.reshape([b, s, n, d]).swap_dims(1, 2);
         let q = Rope::apply(
@@ -299,8 +301,12 @@ impl<B: Backend> Attention<B> {
             *slot = Some((k.clone(), v.clone()));
         }
         let (k, v) = (repeat_kv(k, h / kv), repeat_kv(v, h / kv));
-        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((d as f64).sqrt()) + bias.clone();
-        let out = softmax(scores, 3).matmul(v);
+        // Scores in the hidden dtype, the masked softmax in f32 (transformers' eager attention).
+        let scores = q
+            .matmul(k.swap_dims(2, 3))
+            .mul_scalar((d as f64).powf(-0.5));
+        let probs = softmax(scores.cast(FloatDType::F32) + bias.clone(), 3);
+        let out = probs.cast(dtype).matmul(v);
         let out = out.swap_dims(1, 2).reshape([b, s, h * d]);
         self.o_proj.forward(out, shared)
     }
@@ -327,14 +333,28 @@ pub struct Mlp<B: Backend> {
 
 impl<B: Backend> Mlp<B> {
     fn forward(&self, x: Tensor<B, 3>, shared: &SharedFactors<B>) -> Tensor<B, 3> {
-        let gate = self.gate_proj.forward(x.clone(), shared);
-        let gate = if self.gelu_tanh {
+        let gate = self.activate(self.gate_proj.forward(x.clone(), shared));
+        self.down_proj
+            .forward(gate * self.up_proj.forward(x, shared), shared)
+    }
+
+    /// SiLU / GeLU-tanh. transformers computes them in f32 and rounds once to the hidden dtype,
+    /// and so does inference here (bf16 logits then match transformers' bit for bit). Under
+    /// autodiff they run in the hidden dtype: Burn composes them from several ops, each
+    /// rounding, and f32 intermediates would double what the backward pass keeps for them.
+    fn activate(&self, gate: Tensor<B, 3>) -> Tensor<B, 3> {
+        let dtype = FloatDType::from(gate.dtype());
+        let gate = if B::ad_enabled(&gate.device()) {
+            gate
+        } else {
+            gate.cast(FloatDType::F32)
+        };
+        let out = if self.gelu_tanh {
             gelu_approximate(gate)
         } else {
             silu(gate)
         };
-        self.down_proj
-            .forward(gate * self.up_proj.forward(x, shared), shared)
+        out.cast(dtype)
     }
 }
 
@@ -344,6 +364,34 @@ pub struct DecoderLayer<B: Backend> {
     pub self_attn: Attention<B>,
     pub post_attention_layernorm: RmsNorm<B>,
     pub mlp: Mlp<B>,
+}
+
+/// What every decoder layer reads besides its input: the rotary `cos`/`sin` (in the hidden
+/// dtype) and the additive attention bias (f32).
+#[derive(Debug, Clone)]
+pub struct LayerContext<B: Backend> {
+    cos: Tensor<B, 4>,
+    sin: Tensor<B, 4>,
+    bias: Tensor<B, 4>,
+}
+
+impl<B: Backend> DecoderLayer<B> {
+    /// The layer's output: pre-norm attention and MLP, each added to its input.
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        context: &LayerContext<B>,
+        cache: Option<&mut Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
+        shared: &SharedFactors<B>,
+    ) -> Tensor<B, 3> {
+        let h = self.input_layernorm.forward(x.clone());
+        let rope = (&context.cos, &context.sin);
+        let x = x + self
+            .self_attn
+            .forward(h, rope, &context.bias, cache, shared);
+        let h = self.post_attention_layernorm.forward(x.clone());
+        x + self.mlp.forward(h, shared)
+    }
 }
 
 /// A Llama-family decoder with its language-model head (and optional classification head).
@@ -364,18 +412,23 @@ pub struct Decoder<B: Backend> {
 }
 
 impl<B: Backend> Decoder<B> {
-    /// Loads an HF model folder (config.json, safetensors, optional generation_config.json).
+    /// Loads an HF model folder (config.json, safetensors, optional generation_config.json) in
+    /// the checkpoint's own dtype.
     pub fn load(dir: &Path, device: &B::Device) -> Result<(Self, LoadReport)> {
+        Self::load_as(dir, Precision::Auto, device)
+    }
+
+    /// Loads an HF model folder with its frozen base in `precision`.
+    pub fn load_as(
+        dir: &Path,
+        precision: Precision,
+        device: &B::Device,
+    ) -> Result<(Self, LoadReport)> {
         let hf = HfConfig::read(dir)?;
         let config = DecoderConfig::from_hf(&hf, &GenerationConfig::read(dir)?)?;
-        let ckpt = Checkpoint::open_dir(dir)?;
+        let ckpt = super::precision::open_weights::<B>(dir, &hf, precision, device)?;
         let model = Self::from_checkpoint(config, &ckpt, device)?;
-        Ok((
-            model,
-            LoadReport {
-                unused: ckpt.unused(),
-            },
-        ))
+        Ok((model, LoadReport::of(&ckpt)))
     }
 
     /// Builds the model from HF-named tensors.
@@ -453,6 +506,16 @@ impl<B: Backend> Decoder<B> {
 
     /// A model with random weights (N(0, 0.02²), unit norms) for benchmarks and tests.
     pub fn random(config: DecoderConfig, seed: u64, device: &B::Device) -> Result<Self> {
+        Self::random_as(config, seed, FloatDType::F32, device)
+    }
+
+    /// [`random`](Self::random) with the weights stored in `dtype`.
+    pub fn random_as(
+        config: DecoderConfig,
+        seed: u64,
+        dtype: FloatDType,
+        device: &B::Device,
+    ) -> Result<Self> {
         use crate::io::checkpoint::{OutTensor, serialize};
         let c = &config;
         let mut rng = crate::linalg::gaussian::rng(seed);
@@ -490,11 +553,13 @@ impl<B: Backend> Decoder<B> {
         if !c.tie_word_embeddings {
             specs.push(("lm_head.weight".into(), vec![c.vocab_size, h]));
         }
+        // Encoded straight in `dtype`, one tensor at a time: a large bf16 model never has a
+        // whole f32 copy.
         let mut tensors: Vec<OutTensor> = specs
             .into_iter()
             .map(|(name, shape)| {
                 let (shape, values) = normal(shape);
-                OutTensor::F32(name, shape, values)
+                OutTensor::f32_as(name, shape, &values, dtype)
             })
             .collect();
         let mut norms = vec!["model.norm.weight".to_string()];
@@ -503,14 +568,12 @@ impl<B: Backend> Decoder<B> {
             norms.push(format!("model.layers.{l}.post_attention_layernorm.weight"));
         }
         for name in norms {
-            tensors.push(OutTensor::F32(
-                name,
-                vec![h],
-                vec![1.0 - c.norm_offset as f32; h],
-            ));
+            let ones = vec![1.0 - c.norm_offset as f32; h];
+            tensors.push(OutTensor::f32_as(name, vec![h], &ones, dtype));
         }
         let origin = Path::new("<random>");
-        let ckpt = Checkpoint::from_bytes(origin, serialize(origin, tensors, None)?)?;
+        let ckpt =
+            Checkpoint::from_bytes(origin, serialize(origin, tensors, None)?)?.with_dtype(dtype);
         Self::from_checkpoint(config, &ckpt, device)
     }
 
@@ -561,25 +624,45 @@ impl<B: Backend> Decoder<B> {
         positions: Tensor<B, 2, Int>,
         mut cache: Option<&mut KvCache<B>>,
     ) -> Tensor<B, 3> {
-        let [batch, seq] = input_ids.dims();
         let past = cache.as_ref().map(|c| c.len()).unwrap_or(0);
-        let device = input_ids.device();
-        let mut x = embedding(self.embed_tokens.weight.val(), input_ids);
-        if self.config.scale_embeddings {
-            x = x.mul_scalar((self.config.hidden_size as f32).sqrt());
-        }
-        let (cos, sin) = self.rope.cos_sin(positions);
-        let bias = attention_bias::<B>(key_mask, batch, seq, past, &device);
+        let mut x = self.embed(input_ids);
+        let context = self.layer_context(key_mask, positions, past, x.dtype());
         for (index, layer) in self.layers.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| &mut c.layers[index]);
-            let h = layer.input_layernorm.forward(x.clone());
-            x = x + layer
-                .self_attn
-                .forward(h, (&cos, &sin), &bias, slot, &self.shared);
-            let h = layer.post_attention_layernorm.forward(x.clone());
-            x = x + layer.mlp.forward(h, &self.shared);
+            x = layer.forward(x, &context, slot, &self.shared);
         }
         self.norm.forward(x)
+    }
+
+    /// Token embeddings `[batch, seq, hidden]` in the embedding's dtype (Gemma: times √hidden,
+    /// rounded to that dtype first as transformers does).
+    pub fn embed(&self, input_ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        let x = embedding(self.embed_tokens.weight.val(), input_ids);
+        if !self.config.scale_embeddings {
+            return x;
+        }
+        let scale = round_scalar((self.config.hidden_size as f64).sqrt(), x.dtype());
+        x.mul_scalar(scale)
+    }
+
+    /// The layers' shared inputs for `positions` (`[batch, seq]`) after `past` cached positions,
+    /// `key_mask` as for [`hidden_states`](Self::hidden_states), hidden states in `dtype`.
+    pub fn layer_context(
+        &self,
+        key_mask: Option<Tensor<B, 2, Int>>,
+        positions: Tensor<B, 2, Int>,
+        past: usize,
+        dtype: DType,
+    ) -> LayerContext<B> {
+        let [batch, seq] = positions.dims();
+        let device = positions.device();
+        let (cos, sin) = self.rope.cos_sin(positions);
+        let dtype = FloatDType::from(dtype);
+        LayerContext {
+            cos: cos.cast(dtype),
+            sin: sin.cast(dtype),
+            bias: attention_bias::<B>(key_mask, batch, seq, past, &device),
+        }
     }
 
     /// Vocabulary logits of hidden states.

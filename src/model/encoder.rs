@@ -13,11 +13,12 @@ use std::path::Path;
 use burn::module::Module;
 use burn::nn::{Embedding, LayerNorm, LayerNormConfig};
 use burn::tensor::activation::{gelu, gelu_approximate, relu, softmax};
-use burn::tensor::{Int, Tensor, backend::Backend};
+use burn::tensor::{FloatDType, Int, Tensor, backend::Backend};
 use serde::Deserialize;
 
 use super::config::{HfConfig, ModelType};
 use super::linear::{PeftLinear, frozen, frozen_linear};
+use super::precision::Precision;
 use super::{LoadReport, PeftModel};
 use crate::adapter::{AdaptedLinear, HasAdapters, SharedFactors, Targets};
 use crate::io::checkpoint::Checkpoint;
@@ -341,14 +342,14 @@ impl<B: Backend> EncoderLayer<B> {
         shared: &SharedFactors<B>,
     ) -> Tensor<B, 3> {
         let context = self.self_attention(x.clone(), mask_bias, config.num_attention_heads, shared);
-        let x = self
-            .attention_norm
-            .forward(self.attention_output.forward(context, shared) + x);
+        let x = norm_f32(
+            &self.attention_norm,
+            self.attention_output.forward(context, shared) + x,
+        );
         let inner = config
             .hidden_act
             .apply(self.intermediate.forward(x.clone(), shared));
-        self.output_norm
-            .forward(self.output.forward(inner, shared) + x)
+        norm_f32(&self.output_norm, self.output.forward(inner, shared) + x)
     }
 
     /// Scaled dot-product attention over all positions, masked keys pushed to ~0 weight.
@@ -365,8 +366,11 @@ impl<B: Backend> EncoderLayer<B> {
         let q = split(self.query.forward(x.clone(), shared));
         let k = split(self.key.forward(x.clone(), shared));
         let v = split(self.value.forward(x, shared));
-        let scores = q.matmul(k.swap_dims(2, 3)) / (head_dim as f64).sqrt() + mask_bias;
-        softmax(scores, 3)
+        let dtype = FloatDType::from(q.dtype());
+        // Scores in the hidden dtype, the masked softmax in f32.
+        let scores = q.matmul(k.swap_dims(2, 3)) / (head_dim as f64).sqrt();
+        softmax(scores.cast(FloatDType::F32) + mask_bias, 3)
+            .cast(dtype)
             .matmul(v)
             .swap_dims(1, 2)
             .reshape([batch, seq, hidden])
@@ -455,10 +459,24 @@ impl<B: Backend> Loader<'_, B> {
         let mut norm = LayerNormConfig::new(dim)
             .with_epsilon(eps)
             .init(self.device);
-        norm.gamma = frozen(self.ckpt.tensor(&weight, [dim], self.device)?);
-        norm.beta = Some(frozen(self.ckpt.tensor(&bias, [dim], self.device)?));
+        // Kept in f32 (the norm computes in f32), with the values of the base dtype.
+        let f32 = |name: &str| -> Result<Tensor<B, 1>> {
+            Ok(self
+                .ckpt
+                .tensor::<B, 1>(name, [dim], self.device)?
+                .cast(FloatDType::F32))
+        };
+        norm.gamma = frozen(f32(&weight)?);
+        norm.beta = Some(frozen(f32(&bias)?));
         Ok(norm)
     }
+}
+
+/// LayerNorm computed in f32 whatever the hidden dtype (as transformers does in bf16), the
+/// result in the input's dtype. The norm's parameters are f32.
+fn norm_f32<B: Backend, const D: usize>(norm: &LayerNorm<B>, x: Tensor<B, D>) -> Tensor<B, D> {
+    let dtype = FloatDType::from(x.dtype());
+    norm.forward(x.cast(FloatDType::F32)).cast(dtype)
 }
 
 /// A new frozen linear: weights N(0, `std`) in HF layout `[out, in]`, zero bias.
@@ -486,15 +504,21 @@ impl<B: Backend> EncoderClassifier<B> {
 
     /// Loads the model with the head taken from the checkpoint or newly initialised.
     pub fn load_with(dir: &Path, head: HeadInit, device: &B::Device) -> Result<(Self, LoadReport)> {
-        let config = EncoderConfig::read(dir)?;
-        let ckpt = Checkpoint::open_dir(dir)?;
+        Self::load_as(dir, head, Precision::Auto, device)
+    }
+
+    /// [`load_with`](Self::load_with) with the frozen base in `precision`.
+    pub fn load_as(
+        dir: &Path,
+        head: HeadInit,
+        precision: Precision,
+        device: &B::Device,
+    ) -> Result<(Self, LoadReport)> {
+        let hf = HfConfig::read(dir)?;
+        let config = EncoderConfig::from_hf(&hf)?;
+        let ckpt = super::precision::open_weights::<B>(dir, &hf, precision, device)?;
         let model = Self::from_checkpoint(config, &ckpt, head, device)?;
-        Ok((
-            model,
-            LoadReport {
-                unused: ckpt.unused(),
-            },
-        ))
+        Ok((model, LoadReport::of(&ckpt)))
     }
 
     /// Builds the model from an opened checkpoint. Body tensors may carry the `bert.` /
@@ -669,7 +693,7 @@ impl<B: Backend> EncoderClassifier<B> {
         let sum = e.word.forward(input_ids)
             + e.position.forward(positions)
             + e.token_type.forward(token_types);
-        e.norm.forward(sum)
+        norm_f32(&e.norm, sum)
     }
 
     /// Full HF module names of the linear layers, in model order (as [`PeftModel::linears`]).

@@ -2,7 +2,7 @@
 //! formed from targets of equal shape), and `modules_to_save` made trainable.
 
 use burn::module::{Module, ModuleMapper, Param};
-use burn::tensor::{Tensor, backend::Backend};
+use burn::tensor::{FloatDType, Tensor, backend::Backend};
 
 use super::PeftModel;
 use super::linear::PeftLinear;
@@ -176,7 +176,11 @@ impl<B: Backend> ModuleMapper<B> for Unfreeze<'_> {
         match hit {
             Some(i) => {
                 self.hits[i] = true;
-                param.set_require_grad(true)
+                // Trained weights, their gradients and optimizer state are f32 whatever the
+                // base precision.
+                param
+                    .map(|t| t.cast(FloatDType::F32))
+                    .set_require_grad(true)
             }
             None => param,
         }

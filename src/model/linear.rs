@@ -27,7 +27,7 @@ impl<B: Backend> PeftLinear<B> {
         shared: &SharedFactors<B>,
     ) -> Tensor<B, D> {
         match self {
-            PeftLinear::Plain(linear) => linear.forward(x),
+            PeftLinear::Plain(linear) => crate::adapter::linear::linear_forward(linear, x),
             PeftLinear::Adapted(adapted) => adapted.forward(x, shared),
         }
     }

@@ -10,6 +10,7 @@
 
 use std::path::Path;
 
+use burn::tensor::FloatDType;
 use burn::tensor::backend::Backend;
 
 use super::decoder::{Decoder, DecoderConfig};
@@ -19,6 +20,15 @@ use crate::{Error, Result};
 /// Loads a llama2.c `.bin` checkpoint as a Llama decoder (BOS 1, EOS 2, as llama2.c's
 /// sentencepiece vocabularies use).
 pub fn load<B: Backend>(path: &Path, device: &B::Device) -> Result<Decoder<B>> {
+    load_as(path, FloatDType::F32, device)
+}
+
+/// [`load`] with the weights (stored f32 in the file) in `dtype`.
+pub fn load_as<B: Backend>(
+    path: &Path,
+    dtype: FloatDType,
+    device: &B::Device,
+) -> Result<Decoder<B>> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
@@ -160,7 +170,7 @@ pub fn load<B: Backend>(path: &Path, device: &B::Device) -> Result<Decoder<B>> {
     }
 
     let config = DecoderConfig::llama(vocab, dim, hidden, layers, heads, kv_heads, seq_len, shared);
-    let ckpt = Checkpoint::from_bytes(path, serialize(path, tensors, None)?)?;
+    let ckpt = Checkpoint::from_bytes(path, serialize(path, tensors, None)?)?.with_dtype(dtype);
     Decoder::from_checkpoint(config, &ckpt, device)
 }
 

@@ -2,7 +2,7 @@
 //! predict label t + 1, labels of −100 are ignored, the mean runs over the counted tokens.
 
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Int, Tensor, backend::Backend};
+use burn::tensor::{FloatDType, Int, Tensor, backend::Backend};
 
 /// The label value that is left out of the loss (PyTorch's `ignore_index`).
 pub const IGNORE_INDEX: i64 = -100;
@@ -27,11 +27,13 @@ pub fn causal_lm_loss<B: Backend>(logits: Tensor<B, 3>, labels: Tensor<B, 2, Int
     masked_cross_entropy(logits, labels)
 }
 
-/// Mean cross-entropy over the positions whose label is not −100.
+/// Mean cross-entropy over the positions whose label is not −100, computed in f32 whatever the
+/// logits' dtype (transformers upcasts bf16 logits the same way).
 pub fn masked_cross_entropy<B: Backend>(
     logits: Tensor<B, 3>,
     labels: Tensor<B, 2, Int>,
 ) -> Tensor<B, 1> {
+    let logits = logits.cast(FloatDType::F32);
     let keep = labels.clone().not_equal_elem(IGNORE_INDEX).float();
     let targets = labels.clamp_min(0).unsqueeze_dim::<3>(2);
     let picked = log_softmax(logits, 2)

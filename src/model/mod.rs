@@ -11,17 +11,21 @@ pub mod linear;
 pub mod llama2c;
 pub mod loss;
 pub mod norm;
+pub mod precision;
 pub mod rope;
 pub mod tokenizer;
 
 pub use config::{HfConfig, ModelType};
 pub use inject::{Injection, inject_adapters, merge_adapters};
 pub use linear::PeftLinear;
+pub use precision::Precision;
 
 use burn::module::Module;
+use burn::tensor::FloatDType;
 use burn::tensor::backend::Backend;
 
 use crate::adapter::{SharedFactors, Targets};
+use crate::io::checkpoint::Checkpoint;
 
 /// A model whose linear layers can carry adapters.
 pub trait PeftModel<B: Backend>: Module<B> {
@@ -40,13 +44,32 @@ pub trait PeftModel<B: Backend>: Module<B> {
 }
 
 /// What loading a checkpoint found besides the tensors the model used.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LoadReport {
     /// Tensors in the checkpoint the architecture does not use (HF's "unexpected keys").
     pub unused: Vec<String>,
+    /// The dtype the frozen base was loaded in.
+    pub dtype: FloatDType,
+}
+
+impl Default for LoadReport {
+    fn default() -> Self {
+        Self {
+            unused: Vec::new(),
+            dtype: FloatDType::F32,
+        }
+    }
 }
 
 impl LoadReport {
+    /// The report of a checkpoint every model tensor has been read from.
+    pub fn of(ckpt: &Checkpoint) -> Self {
+        Self {
+            unused: ckpt.unused(),
+            dtype: ckpt.target_dtype(),
+        }
+    }
+
     /// Prints the unused tensors (if any) on stderr, as transformers warns about them.
     pub fn warn(&self) {
         if !self.unused.is_empty() {

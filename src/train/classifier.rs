@@ -16,8 +16,8 @@ use super::dashboard::Dashboard;
 use super::metrics::{MetricsLog, StepMetrics};
 use super::recipe::Recipe;
 use super::trainer::{
-    Plan, TrainOptions, TrainSummary, adamw, prepare_output_dir, record_step, resume_from,
-    tokenizer_for,
+    Plan, TrainOptions, TrainSummary, adamw, memory_monitor, prepare_output_dir, record_step,
+    resume_from, tokenizer_for,
 };
 use crate::adapter::{HasAdapters, ParamReport};
 use crate::data::{
@@ -25,7 +25,7 @@ use crate::data::{
     PairEncoder, load_glue, split_held_out,
 };
 use crate::io::adapter::{InitialAdapters, save_adapter};
-use crate::model::any::{AnyModel, load_model};
+use crate::model::any::{AnyModel, load_model_as};
 use crate::model::decoder::Decoder;
 use crate::model::encoder::EncoderClassifier;
 use crate::model::{PeftModel, inject_adapters};
@@ -67,7 +67,7 @@ pub fn train_classifier<B: AutodiffBackend>(
     let task_name = recipe.data.task.as_deref().unwrap_or_default();
     let task: GlueTask = task_name.parse()?;
     let labels = task.num_labels();
-    let (model, report) = load_model::<B>(&recipe.model.path, device)?;
+    let (model, report) = load_model_as::<B>(&recipe.model.path, recipe.model.precision, device)?;
     report.warn();
     match model {
         AnyModel::Decoder(m) => {
@@ -146,6 +146,7 @@ where
         injection.adapted.len(),
         model.head()
     ));
+    let mut memory = memory_monitor(recipe, &model, &initial);
 
     let plan = Plan::new(recipe, train_set.len());
     let mut optimizer = adamw(recipe).init();
@@ -176,6 +177,7 @@ where
     let mut done_steps = start_step;
     for step in start_step..stop {
         let step_started = Instant::now();
+        memory.start_step();
         let mut accumulator = GradientsAccumulator::new();
         let (mut loss_sum, mut epoch, mut rows) = (0.0, 0, 0); // rows: input tokens
         for micro in 0..accumulation {
@@ -199,6 +201,7 @@ where
             plan.step_rule
                 .apply(model, &mut optimizer, accumulator.grads(), lr)?;
         model = next;
+        memory.end_step(step + 1);
         first_loss.get_or_insert(loss_sum);
         last_loss = Some(loss_sum);
         tokens_seen += rows;
@@ -229,6 +232,7 @@ where
         }
     }
     dashboard.finish();
+    say(memory.report().line());
     let mut summary = TrainSummary {
         steps: done_steps,
         total_steps: plan.total_steps,
@@ -242,6 +246,7 @@ where
         seconds: started.elapsed().as_secs_f64(),
         sample: None,
         output_dir: out.clone(),
+        memory: Some(memory.report().clone()),
     };
     if done_steps < plan.total_steps {
         return Ok(summary);
@@ -273,12 +278,12 @@ where
     Ok(summary)
 }
 
-/// Cross-entropy for classes, mean-squared error for scores.
+/// Cross-entropy for classes, mean-squared error for scores, in f32 whatever the base dtype.
 fn loss<B: Backend, M: Classifier<B>>(
     model: &M,
     batch: &ClassificationBatch<B>,
 ) -> Result<Tensor<B, 1>> {
-    let logits = model.logits(batch)?;
+    let logits = model.logits(batch)?.cast(burn::tensor::FloatDType::F32);
     Ok(match &batch.targets {
         ClassificationTargets::Classes(classes) => CrossEntropyLossConfig::new()
             .init(&logits.device())

@@ -4,8 +4,10 @@
 pub mod classifier;
 pub mod clip;
 pub mod dashboard;
+pub mod memory;
 pub mod metrics;
 pub mod recipe;
+pub mod recompute;
 pub mod schedule;
 pub mod state;
 pub mod step;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::schedule::ScheduleKind;
 use crate::adapter::AdapterConfig;
 use crate::data::instruction::InstructionFormat;
+use crate::model::Precision;
 use crate::{Error, Result};
 
 /// The embedded default recipe (`burn-peft train` with no `--config`).
@@ -38,6 +39,15 @@ pub struct ModelSection {
     /// instead of initialising from `[adapter]`; its config must match `[adapter]`'s method.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_adapter: Option<PathBuf>,
+    /// dtype of the frozen base (and residual): `auto` (the checkpoint's), `bf16`, `f16`, `f32`.
+    /// Adapters, gradients and optimizer state are f32 whatever it is.
+    #[serde(default)]
+    pub precision: Precision,
+    /// Keep only each decoder layer's input during the forward pass and recompute the layer in
+    /// the backward pass (transformers' `gradient_checkpointing_enable`): far less activation
+    /// memory for about one extra forward pass.
+    #[serde(default)]
+    pub gradient_checkpointing: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -283,6 +293,14 @@ impl Recipe {
             "must be at least 1",
         )?;
         self.run.device.parse::<crate::backend::DeviceKind>()?;
+        if self.model.gradient_checkpointing && self.data.task.is_some() {
+            return Err(Error::invalid(
+                "model.gradient_checkpointing",
+                "true",
+                "recomputation is implemented for causal-LM training; classification runs \
+                 (data.task) train without it",
+            ));
+        }
         if let Some(task) = &self.data.task {
             task.parse::<crate::data::GlueTask>().map_err(|_| {
                 Error::invalid(

@@ -18,6 +18,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::{Deserialize, Serialize};
 
 use super::dashboard::Dashboard;
+use super::memory::{MemoryMonitor, MemoryReport, ParamBytes};
 use super::metrics::{MetricsLog, StepMetrics};
 use super::recipe::Recipe;
 use super::schedule::Schedule;
@@ -29,7 +30,7 @@ use crate::data::{
     load_instructions, permutation, split_held_out,
 };
 use crate::io::adapter::{InitialAdapters, load_adapter, save_adapter};
-use crate::model::any::load_model;
+use crate::model::any::load_model_as;
 use crate::model::decoder::Decoder;
 use crate::model::generate::{GenerationOptions, generate};
 use crate::model::inject_adapters;
@@ -65,6 +66,9 @@ pub struct TrainSummary {
     pub seconds: f64,
     pub sample: Option<String>,
     pub output_dir: PathBuf,
+    /// Peak memory of a step and its parts (see [`super::memory`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryReport>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -222,7 +226,7 @@ pub fn train_model<B: AutodiffBackend>(
     B::seed(device, recipe.run.seed);
 
     // Model and tokenizer.
-    let (model, report) = load_model::<B>(&recipe.model.path, device)?;
+    let (model, report) = load_model_as::<B>(&recipe.model.path, recipe.model.precision, device)?;
     report.warn();
     let model = model.decoder().ok_or_else(|| {
         Error::invalid(
@@ -322,6 +326,7 @@ pub fn train_model<B: AutodiffBackend>(
         recipe.adapter.rank,
         started.elapsed().as_secs_f64()
     ));
+    let mut memory = memory_monitor(recipe, &model, &initial);
 
     // Optimisation.
     let o = &recipe.optim;
@@ -361,23 +366,42 @@ pub fn train_model<B: AutodiffBackend>(
     let mut dashboard = Dashboard::new(options.quiet, recipe.run.log_every);
     for step in start_step..stop {
         let step_started = Instant::now();
+        memory.start_step();
         let mut accumulator = GradientsAccumulator::new();
         let mut loss_sum = 0.0;
         let mut tokens = 0;
         let mut epoch = 0;
         for micro in 0..o.grad_accumulation {
-            let (e, batch) = batch_at(step * o.grad_accumulation + micro);
+            let index = step * o.grad_accumulation + micro;
+            let (e, batch) = batch_at(index);
             epoch = e;
             tokens += batch.num_targets;
-            let logits = model.forward(batch.input_ids, Some(batch.attention_mask));
-            let loss = causal_lm_loss(logits, batch.labels).div_scalar(o.grad_accumulation as f64);
-            loss_sum += loss.clone().into_scalar().elem::<f64>();
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let divisor = o.grad_accumulation as f64;
+            let (loss, grads) = if recipe.model.gradient_checkpointing {
+                // Dropout masks are a function of (seed, micro-batch), so a resumed run draws
+                // the same ones.
+                let seed = recipe.run.seed ^ (index as u64).rotate_left(32);
+                super::recompute::causal_lm_gradients(
+                    &model,
+                    batch.input_ids,
+                    batch.attention_mask,
+                    batch.labels,
+                    divisor,
+                    seed,
+                )
+            } else {
+                let logits = model.forward(batch.input_ids, Some(batch.attention_mask));
+                let loss = causal_lm_loss(logits, batch.labels).div_scalar(divisor);
+                let value = loss.clone().into_scalar().elem::<f64>();
+                (value, GradientsParams::from_grads(loss.backward(), &model))
+            };
+            loss_sum += loss;
             accumulator.accumulate(&model, grads);
         }
         let lr = schedule.lr(step);
         let (next, report) = step_rule.apply(model, &mut optimizer, accumulator.grads(), lr)?;
         model = next;
+        memory.end_step(step + 1);
         tokens_total += tokens;
         first_loss.get_or_insert(loss_sum);
         last_loss = Some(loss_sum);
@@ -409,6 +433,7 @@ pub fn train_model<B: AutodiffBackend>(
         }
     }
     dashboard.finish();
+    say(memory.report().line());
     let steps_done = stop;
     let seconds = run_started.elapsed().as_secs_f64();
     let mut summary = TrainSummary {
@@ -424,6 +449,7 @@ pub fn train_model<B: AutodiffBackend>(
         seconds,
         sample: None,
         output_dir: out.clone(),
+        memory: Some(memory.report().clone()),
     };
     if steps_done < total_steps {
         say(format!(
@@ -473,6 +499,28 @@ pub fn train_model<B: AutodiffBackend>(
         out.display()
     ));
     Ok((summary, inference))
+}
+
+/// A memory monitor for a run of `recipe` on `model` (adapters injected) that also keeps the
+/// `initial` factors; RSS peaks are measured on host devices only.
+pub(crate) fn memory_monitor<B: AutodiffBackend, M: AutodiffModule<B>>(
+    recipe: &Recipe,
+    model: &M,
+    initial: &InitialAdapters<B>,
+) -> MemoryMonitor {
+    use crate::backend::DeviceKind;
+    let host = matches!(
+        recipe.run.device.parse::<DeviceKind>(),
+        Ok(DeviceKind::Cpu | DeviceKind::Ndarray)
+    );
+    // The snapshot's trainable tensors diverge from the model's after the first update.
+    let snapshot = initial
+        .layers
+        .iter()
+        .map(|(_, adapter)| ParamBytes::of(adapter).trainable)
+        .sum::<u64>()
+        + ParamBytes::of(&initial.shared).trainable;
+    MemoryMonitor::new(ParamBytes::of(model), snapshot, host)
 }
 
 /// Token-weighted mean loss over `examples` (no gradients).

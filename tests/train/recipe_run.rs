@@ -26,6 +26,10 @@ fn default_recipe_trains_and_writes_its_outputs() {
         stdout.contains("trainable params:") && stdout.contains("step "),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("memory: peak ") && stdout.contains("+ activations "),
+        "{stdout}"
+    );
     let metrics = MetricsLog::read(&out.join("metrics.jsonl")).unwrap();
     let n = metrics.len();
     let tenth = (n / 10).max(1);
@@ -37,6 +41,29 @@ fn default_recipe_trains_and_writes_its_outputs() {
         last < 0.8 * first,
         "loss of the last 10% ({last:.3}) is not 20% below the first 10% ({first:.3})"
     );
+    // The memory report: measured peak and parts that add up to it.
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let memory = &summary["memory"];
+    let part = |name: &str| {
+        memory[name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{name}: {memory}"))
+    };
+    let parts = [
+        "base",
+        "adapters",
+        "gradients",
+        "optimizer",
+        "activations",
+        "other",
+    ];
+    assert_eq!(
+        parts.iter().map(|p| part(p)).sum::<u64>(),
+        part("peak"),
+        "{memory}"
+    );
+    assert!(part("base") > 0 && part("activations") > 0, "{memory}");
     for file in [
         "adapter/adapter_config.json",
         "adapter/adapter_model.safetensors",

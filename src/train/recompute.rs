@@ -1,0 +1,89 @@
+//! Activation checkpointing by per-layer recomputation (`[model] gradient_checkpointing`), as
+//! transformers' `gradient_checkpointing_enable` does it: the forward pass keeps only each
+//! decoder layer's input; the backward pass runs the layers last to first, recomputing each
+//! layer's forward with its graph, back-propagating the gradient that arrives at its output,
+//! and freeing that graph before the next layer. Peak activation memory is one layer's graph plus
+//! one hidden state per layer, for about one extra forward pass.
+//!
+//! Burn has no user-level "checkpoint this function" op, so the backward pass is driven here:
+//! a layer's input becomes a fresh leaf, and `sum(layer(x) ⊙ g)` is differentiated, whose
+//! gradient with respect to `x` and to the layer's parameters is exactly the vector-Jacobian
+//! product with the upstream gradient `g`. The backend's random stream is reseeded per layer
+//! (from the micro-batch's seed) in both passes, so adapter dropout draws the same masks when a
+//! layer is recomputed.
+
+use burn::module::Module;
+use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{ElementConversion, Int, Tensor};
+
+use crate::model::decoder::{Decoder, arange_positions};
+use crate::model::loss::causal_lm_loss;
+
+/// The causal-LM loss of a right-padded batch divided by `divisor` (the gradient-accumulation
+/// steps), and its gradients, with per-layer recomputation. `seed` fixes the dropout masks of
+/// this micro-batch. Returns the (divided) loss value.
+pub fn causal_lm_gradients<B: AutodiffBackend>(
+    model: &Decoder<B>,
+    input_ids: Tensor<B, 2, Int>,
+    attention_mask: Tensor<B, 2, Int>,
+    labels: Tensor<B, 2, Int>,
+    divisor: f64,
+    seed: u64,
+) -> (f64, GradientsParams) {
+    let device = input_ids.device();
+    let positions = arange_positions::<B>(input_ids.dims(), &device);
+    let mut accumulator = GradientsAccumulator::<Decoder<B>>::new();
+
+    // Forward without a graph (the same modules with gradients off), keeping layer inputs.
+    let untracked = model.clone().no_grad();
+    let mut x = untracked.embed(input_ids.clone());
+    let context = untracked.layer_context(Some(attention_mask), positions, 0, x.dtype());
+    let mut inputs = Vec::with_capacity(untracked.layers.len());
+    for (index, layer) in untracked.layers.iter().enumerate() {
+        B::seed(&device, layer_seed(seed, index));
+        inputs.push(x.clone());
+        x = layer.forward(x, &context, None, &untracked.shared);
+    }
+    drop(untracked);
+
+    // Head and loss, with their graph.
+    let top = x.require_grad();
+    let logits = model.lm_logits(model.norm.forward(top.clone()));
+    let loss = causal_lm_loss(logits, labels).div_scalar(divisor);
+    let value = loss.clone().into_scalar().elem::<f64>();
+    let grads = loss.backward();
+    let mut upstream = top
+        .grad(&grads)
+        .expect("the head's input is a tracked leaf");
+    accumulator.accumulate(model, GradientsParams::from_grads(grads, model));
+
+    // Layers, last to first: recompute, back-propagate `upstream`, free the graph.
+    for (index, layer) in model.layers.iter().enumerate().rev() {
+        let input = inputs.pop().expect("one input per layer").require_grad();
+        B::seed(&device, layer_seed(seed, index));
+        let output = layer.forward(input.clone(), &context, None, &model.shared);
+        let grads = (output * Tensor::from_inner(upstream)).sum().backward();
+        upstream = input
+            .grad(&grads)
+            .expect("the layer's input is a tracked leaf");
+        accumulator.accumulate(model, GradientsParams::from_grads(grads, model));
+    }
+
+    // A trained embedding (`modules_to_save = ["embed_tokens"]`) gets its gradient too.
+    if model.embed_tokens.weight.is_require_grad() {
+        let embedded = model.embed(input_ids);
+        let grads = (embedded * Tensor::from_inner(upstream)).sum().backward();
+        accumulator.accumulate(model, GradientsParams::from_grads(grads, model));
+    }
+    (value, accumulator.grads())
+}
+
+/// The dropout seed of layer `index` in a micro-batch seeded `seed` (SplitMix64 mixing, so
+/// neighbouring layers and micro-batches get unrelated streams).
+fn layer_seed(seed: u64, index: usize) -> u64 {
+    let mut x = seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
