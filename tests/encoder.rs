@@ -548,8 +548,20 @@ fn forward_logits(file: &Path) -> Tensor<B, 2> {
 /// and an SST-2 file whose rows encode to the real tokens of each row of `r`'s batch: `eval`
 /// then sees exactly the fixture's inputs.
 fn inputs_as_text(r: &Reference, dir: &Path) -> (PathBuf, PathBuf) {
-    let ids: Vec<i64> = r.input_ids.clone().into_data().to_vec().unwrap();
-    let mask: Vec<i64> = r.attention_mask.clone().into_data().to_vec().unwrap();
+    let ids: Vec<i64> = r
+        .input_ids
+        .clone()
+        .into_data()
+        .convert::<i64>()
+        .to_vec()
+        .unwrap();
+    let mask: Vec<i64> = r
+        .attention_mask
+        .clone()
+        .into_data()
+        .convert::<i64>()
+        .to_vec()
+        .unwrap();
     let [_, seq] = r.input_ids.dims();
     let mut vocab = serde_json::Map::new();
     vocab.insert("[UNK]".into(), 0.into());

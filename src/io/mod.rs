@@ -44,7 +44,8 @@ pub fn ensure_finite(path: &Path, tensors: &[checkpoint::OutTensor]) -> Result<(
     for tensor in tensors {
         let (name, values) = match tensor {
             checkpoint::OutTensor::F32(name, _, values)
-            | checkpoint::OutTensor::Bf16(name, _, values) => (name, values),
+            | checkpoint::OutTensor::Bf16(name, _, values) => (name, values.clone()),
+            checkpoint::OutTensor::Raw(name, dtype, _, bytes) => (name, float_bytes(*dtype, bytes)),
             checkpoint::OutTensor::I64(..) => continue,
         };
         if let Some(v) = values.iter().find(|v| !v.is_finite()) {
@@ -55,6 +56,26 @@ pub fn ensure_finite(path: &Path, tensors: &[checkpoint::OutTensor]) -> Result<(
         }
     }
     Ok(())
+}
+
+/// The values of little-endian float `bytes` (none for integer dtypes).
+fn float_bytes(dtype: safetensors::Dtype, bytes: &[u8]) -> Vec<f32> {
+    use safetensors::Dtype;
+    match dtype {
+        Dtype::F32 => bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        Dtype::BF16 => bytes
+            .chunks_exact(2)
+            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        Dtype::F16 => bytes
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so

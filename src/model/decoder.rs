@@ -336,7 +336,6 @@ impl<B: Backend> Attention<B> {
         shared: &SharedFactors<B>,
     ) -> Tensor<B, 3> {
         let [b, s, _] = x.dims();
-        let dtype = FloatDType::from(x.dtype());
         let (h, kv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let heads = |t: Tensor<B, 3>, n: usize| t.reshape([b, s, n, d]).swap_dims(1, 2);
         let q = Rope::apply(

@@ -206,11 +206,16 @@ pub fn unfreeze_modules<B: Backend, M: PeftModel<B>>(
         };
         // Trained weights, their gradients and optimizer state are f32 whatever the base
         // precision.
-        let f32 =
-            |p: burn::module::Param<_>| p.map(|t| t.cast(FloatDType::F32)).set_require_grad(true);
         *slot = PeftLinear::Plain(Linear {
-            weight: f32(linear.weight.clone()),
-            bias: linear.bias.clone().map(f32),
+            weight: linear
+                .weight
+                .clone()
+                .map(|t| t.cast(FloatDType::F32))
+                .set_require_grad(true),
+            bias: linear
+                .bias
+                .clone()
+                .map(|b| b.map(|t| t.cast(FloatDType::F32)).set_require_grad(true)),
         });
     }
     Ok(model)

@@ -29,7 +29,7 @@ use crate::data::{
     HeldOut, InstructionTokenizer, LmBatch, LmBatcher, TokenizedExample, TrainingRow,
     TruncationLimits, load_training_rows, permutation, split_held_out,
 };
-use crate::io::adapter::save_adapter;
+use crate::io::adapter::{InitialAdapters, save_adapter};
 use crate::model::any::load_model_as;
 use crate::model::decoder::Decoder;
 use crate::model::generate::{GenerationOptions, generate};

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
-use burn::backend::ndarray::NdArrayDevice;
 use burn::data::dataloader::batcher::Batcher;
 use burn_peft::data::*;
 
@@ -31,7 +30,7 @@ fn batches(rows: &[TrainingRow]) -> Vec<(Vec<i64>, Vec<i64>, Vec<i64>)> {
         .chunks(8)
         .map(|chunk| {
             let batch: LmBatch<B> =
-                LmBatcher { pad_token_id: 0 }.batch(chunk.to_vec(), &NdArrayDevice::Cpu);
+                LmBatcher { pad_token_id: 0 }.batch(chunk.to_vec(), &Default::default());
             (
                 ints(batch.input_ids),
                 ints(batch.attention_mask),
