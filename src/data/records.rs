@@ -4,7 +4,7 @@
 //! - JSON lines (one object per line, blank lines skipped) or a JSON array of objects,
 //!   recognised by content: text starting with `[` is an array;
 //! - parquet and Arrow files, single or sharded ([`data_files`]), converted to the same JSON
-//!   values (strings, numbers, lists, structs) by [`super::columnar`].
+//!   values (strings, numbers, lists, structs) by the private `columnar` module.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
