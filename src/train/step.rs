@@ -48,6 +48,10 @@ impl<B: Backend> PendingReport<B> {
     }
 }
 
+/// What [`PeftStep::before_update`] leaves for the rest of the step: the report (on the
+/// device) and the regularizer that [`PeftStep::after_update`] needs.
+pub type BeforeUpdate<B> = (PendingReport<B>, Regularization<B>);
+
 /// What a step did, for logging.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct StepReport {
@@ -147,10 +151,7 @@ impl PeftStep {
         &self,
         model: &M,
         grads: &mut GradientsParams,
-    ) -> Result<(
-        PendingReport<B::InnerBackend>,
-        Regularization<B::InnerBackend>,
-    )>
+    ) -> Result<BeforeUpdate<B::InnerBackend>>
     where
         B: AutodiffBackend,
         M: Module<B> + HasAdapters<B>,
