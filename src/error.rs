@@ -60,4 +60,20 @@ impl Error {
             reason: reason.into(),
         }
     }
+
+    /// A configuration error about layer `name` says so; other errors pass unchanged.
+    pub fn in_layer(self, name: &str) -> Self {
+        match self {
+            Error::InvalidConfig {
+                field,
+                value,
+                reason,
+            } => Error::InvalidConfig {
+                field,
+                value,
+                reason: format!("{reason} (layer {name})"),
+            },
+            other => other,
+        }
+    }
 }

@@ -100,18 +100,9 @@ pub fn inject_adapters<B: Backend, M: PeftModel<B>>(
                     index + 1
                 );
             }
-            let layer = init.adapt(slot.base().clone()).map_err(|e| match e {
-                Error::InvalidConfig {
-                    field,
-                    value,
-                    reason,
-                } => Error::InvalidConfig {
-                    field,
-                    value,
-                    reason: format!("{reason} (layer {name})"),
-                },
-                other => other,
-            })?;
+            let layer = init
+                .adapt(slot.base().clone())
+                .map_err(|e| e.in_layer(name))?;
             **slot = PeftLinear::Adapted(layer);
         }
         if progress {

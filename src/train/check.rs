@@ -158,18 +158,9 @@ fn adapter_params(
 ) -> Result<(Vec<LotrGroup>, usize, usize)> {
     let r = adapter.rank;
     let validate = |out: usize, inp: usize, name: &str| {
-        adapter.validate_for_shape(out, inp).map_err(|e| match e {
-            Error::InvalidConfig {
-                field,
-                value,
-                reason,
-            } => Error::InvalidConfig {
-                field,
-                value,
-                reason: format!("{reason} (layer {name})"),
-            },
-            other => other,
-        })
+        adapter
+            .validate_for_shape(out, inp)
+            .map_err(|e| e.in_layer(name))
     };
     if adapter.method == Method::Lotr {
         let mut groups: Vec<LotrGroup> = Vec::new();
