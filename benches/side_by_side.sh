@@ -26,14 +26,15 @@ median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (
 train_ours=() train_torch=() decode_ours=() decode_torch=()
 for round in $(seq "$rounds"); do
     echo "== round $round"
-    line=$("$bin" bench train --method lora --rank 16 | tee /dev/stderr | grep '^| lora')
-    train_ours+=("$(sed -E 's/.*\| ([0-9.]+) tokens\/s.*/\1/' <<<"$line")")
-    line=$("$python" "$bench/peft_train_bench.py" 3 16 | tee /dev/stderr | grep '^lora:')
+    line=$("$bin" bench train --method lora --rank 16 | tee -a /dev/stderr | grep '^| lora')
+    # The table row: | method | rank | base | checkpointing | seq | batch | tokens/s | …
+    train_ours+=("$(awk -F'|' '{gsub(/ /, "", $8); print $8}' <<<"$line")")
+    line=$("$python" "$bench/peft_train_bench.py" 3 16 | tee -a /dev/stderr | grep '^lora:')
     train_torch+=("$(sed -E 's/.* ([0-9.]+) tokens\/s.*/\1/' <<<"$line")")
     line=$("$bin" bench generate --hidden 512 --layers 8 --prompt 128 --decode 64 \
-        | tee /dev/stderr | grep '^decode:')
+        | tee -a /dev/stderr | grep '^decode:')
     decode_ours+=("$(sed -E 's/decode: +([0-9.]+) tokens\/s.*/\1/' <<<"$line")")
-    line=$("$python" "$bench/hf_generate_bench.py" 512 8 128 64 1 | tee /dev/stderr | grep '^hf:')
+    line=$("$python" "$bench/hf_generate_bench.py" 512 8 128 64 1 | tee -a /dev/stderr | grep '^hf:')
     decode_torch+=("$(sed -E 's/.*decode ([0-9.]+) tok\/s.*/\1/' <<<"$line")")
 done
 

@@ -4,6 +4,8 @@
 
 #[path = "recipes/cli.rs"]
 mod cli;
+#[path = "recipes/plan.rs"]
+mod plan;
 #[path = "recipes/shipped.rs"]
 mod shipped;
 #[path = "recipes/skeleton.rs"]

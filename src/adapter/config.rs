@@ -35,7 +35,7 @@ impl Method {
     }
 
     /// Methods whose initialisation runs an SVD of the base weight (for some `init`).
-    fn may_use_svd(self) -> bool {
+    pub fn may_use_svd(self) -> bool {
         !matches!(self, Method::Lora)
     }
 }

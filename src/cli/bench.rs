@@ -51,7 +51,8 @@ pub struct TrainBenchArgs {
     pub seq: usize,
     #[arg(long, default_value_t = 8)]
     pub batch: usize,
-    /// Timed optimizer steps (after one untimed warm-up step).
+    /// Timed optimizer steps (after one untimed warm-up step); 0 runs and times one step only,
+    /// for models where a step takes minutes.
     #[arg(long, default_value_t = 3)]
     pub steps: usize,
     /// dtype of the frozen base: bf16, f16 or f32 (auto: f32, the random model's dtype).
@@ -389,8 +390,10 @@ impl burn_peft::backend::BackendJob for TrainBench {
         let mut adapter = AdapterConfig::new(args.method, args.rank);
         adapter.targets = Some(Targets::Pattern("all-linear".into()));
         // The initialisation's accuracy does not matter to step time or memory: keep it quick.
-        adapter.svd = SvdMode::Randomized;
-        adapter.power_iterations = 1;
+        if args.method.may_use_svd() {
+            adapter.svd = SvdMode::Randomized;
+            adapter.power_iterations = 1;
+        }
         let (mut model, _) = inject_adapters(model, &adapter)?;
         println!(
             "model: hidden {}, intermediate {inter}, layers {}, vocab {}; base {}; {} rank {}: {} \
@@ -438,10 +441,12 @@ impl burn_peft::backend::BackendJob for TrainBench {
             };
             model = step.apply(model, &mut optimizer, grads, 1e-4)?.0;
             memory.end_step(i + 1);
-            if i > 0 {
+            // `--steps 0`: one step, timed (first-call costs included), for large models.
+            if i > 0 || args.steps == 0 {
                 timed += started.elapsed().as_secs_f64();
             }
         }
+        let timed_steps = args.steps.max(1);
         let report = memory.report();
         let mib =
             |b: Option<u64>| b.map_or("n/a".into(), |b| format!("{:.0}", b as f64 / 1048576.0));
@@ -458,8 +463,8 @@ impl burn_peft::backend::BackendJob for TrainBench {
             args.checkpointing,
             args.seq,
             args.batch,
-            (args.steps * tokens) as f64 / timed,
-            timed / args.steps as f64,
+            (timed_steps * tokens) as f64 / timed,
+            timed / timed_steps as f64,
             mib(report.peak),
             mib(Some(report.base)),
             mib(Some(report.adapters)),

@@ -14,6 +14,7 @@ mod init;
 mod inspect;
 mod merge;
 mod model_args;
+mod plan;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +34,9 @@ pub enum Command {
     /// Check a recipe against the model's config.json without loading weights: targets,
     /// ranks, LoTR groups, modules_to_save, data columns; prints the trainable parameters.
     Check(check::CheckArgs),
+    /// Estimate a run's peak memory (base, adapters, gradients, optimizer, activations) from
+    /// the recipe and config.json alone, for any model size, before renting a GPU.
+    Plan(check::CheckArgs),
     /// SVD-initialise an adapter once and save it (start training from it with model.init_adapter).
     Init(init::InitArgs),
     /// Fold an adapter into its base model and write an HF model folder.
@@ -66,6 +70,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(args) => train::run(args),
         Command::Check(args) => check::run(args),
+        Command::Plan(args) => plan::run(args),
         Command::Init(args) => init::run(args),
         Command::Merge(args) => merge::run(args),
         Command::Export(args) => export::run(args),

@@ -64,6 +64,10 @@ pub struct ModelSkeleton {
     pub model_type: ModelType,
     pub num_layers: usize,
     pub hidden_size: usize,
+    /// The MLP's width.
+    pub intermediate_size: usize,
+    /// Query heads of the attention (each scores every key).
+    pub num_heads: usize,
     pub vocab_size: usize,
     /// Outputs of the classification head, if the model has one.
     pub num_labels: Option<usize>,
@@ -162,6 +166,8 @@ impl ModelSkeleton {
             model_type: c.model_type,
             num_layers: c.num_layers,
             hidden_size: h,
+            intermediate_size: inter,
+            num_heads: c.num_heads,
             vocab_size: c.vocab_size,
             num_labels,
             max_positions: c.max_position_embeddings,
@@ -244,6 +250,8 @@ impl ModelSkeleton {
             model_type: c.model_type,
             num_layers: c.num_hidden_layers,
             hidden_size: h,
+            intermediate_size: inter,
+            num_heads: c.num_attention_heads,
             vocab_size: c.vocab_size,
             num_labels: Some(num_labels),
             max_positions: c.max_sequence_length(),

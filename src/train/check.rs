@@ -44,6 +44,10 @@ pub struct CheckReport {
     pub saved_modules: Vec<(String, usize)>,
     /// Adapter parameters plus fully trained modules.
     pub trainable_params: usize,
+    /// The adapters' trainable parameters (without `modules_to_save`).
+    pub adapter_params: usize,
+    /// The adapters' frozen parameters (LoRA-FA's `A`).
+    pub frozen_adapter_params: usize,
     /// The base model's parameters plus the adapters' (trainable and frozen).
     pub total_params: usize,
     /// Data rows read to check the columns (0 when the files are absent).
@@ -101,6 +105,8 @@ pub fn check_recipe(recipe: &Recipe, model_config: Option<&Path>) -> Result<Chec
     let mut report = CheckReport {
         total_params: skeleton.total_params() + adapter_params + frozen_adapter_params,
         trainable_params: adapter_params + saved_params,
+        adapter_params,
+        frozen_adapter_params,
         skeleton,
         adapted,
         groups,
@@ -357,7 +363,7 @@ fn check_files(recipe: &Recipe, task: Option<GlueTask>, report: &mut CheckReport
 }
 
 /// Whether a data path (file, folder or shard pattern) names anything that exists.
-fn data_present(path: &Path) -> bool {
+pub(crate) fn data_present(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     if name.contains(['*', '?']) {
         return path

@@ -18,6 +18,8 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Tensor, backend::Backend};
 use serde::{Deserialize, Serialize};
 
+use crate::io::adapter::InitialAdapters;
+
 /// Peak memory of a run and its parts (bytes).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MemoryReport {
@@ -64,6 +66,17 @@ impl<B: Backend> ModuleVisitor<B> for CountBytes {
             self.bytes.frozen += bytes;
         }
     }
+}
+
+/// Bytes of the initial adapter factors the trainer keeps for saving: a snapshot whose
+/// trainable tensors diverge from the model's at the first update.
+pub fn initial_bytes<B: Backend>(initial: &InitialAdapters<B>) -> u64 {
+    initial
+        .layers
+        .iter()
+        .map(|(_, adapter)| ParamBytes::of(adapter).trainable)
+        .sum::<u64>()
+        + ParamBytes::of(&initial.shared).trainable
 }
 
 /// Measures the steps of a run and keeps the breakdown of the highest one.

@@ -10,6 +10,7 @@ pub mod identity;
 pub mod learner;
 pub mod memory;
 pub mod metrics;
+pub mod plan;
 pub mod recipe;
 pub mod recompute;
 pub mod schedule;

@@ -18,7 +18,7 @@ use burn::tensor::{ElementConversion, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::dashboard::Dashboard;
-use super::memory::{MemoryMonitor, MemoryReport, ParamBytes};
+use super::memory::{MemoryMonitor, MemoryReport, ParamBytes, initial_bytes};
 use super::metrics::{MetricsLog, StepMetrics};
 use super::recipe::Recipe;
 use super::schedule::Schedule;
@@ -503,14 +503,7 @@ pub(crate) fn memory_monitor<B: AutodiffBackend, M: AutodiffModule<B>>(
         recipe.run.device.parse::<DeviceKind>(),
         Ok(DeviceKind::Cpu | DeviceKind::Ndarray)
     );
-    // The snapshot's trainable tensors diverge from the model's after the first update.
-    let snapshot = initial
-        .layers
-        .iter()
-        .map(|(_, adapter)| ParamBytes::of(adapter).trainable)
-        .sum::<u64>()
-        + ParamBytes::of(&initial.shared).trainable;
-    MemoryMonitor::new(ParamBytes::of(model), snapshot, host)
+    MemoryMonitor::new(ParamBytes::of(model), initial_bytes(initial), host)
 }
 
 /// Token-weighted mean loss over `examples` (no gradients).

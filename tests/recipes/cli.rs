@@ -1,4 +1,4 @@
-//! `burn-peft check` and the chat switches of `generate` / `eval`, through the binary.
+//! `burn-peft check` and `plan`, and the chat switches of `generate` / `eval`, through the binary.
 
 use std::process::{Command, Output};
 
@@ -119,4 +119,43 @@ fn generate_and_eval_chat_switches() {
         stderr.contains("--chat applies to generation tasks"),
         "{stderr}"
     );
+}
+
+#[test]
+fn plan_prints_the_breakdown_and_refuses_a_bad_recipe() {
+    let output = burn_peft(&[
+        "plan",
+        "--config",
+        "configs/sorsa-metamath/llama2-7b-sorsa.toml",
+        "--model-config",
+        "tests/fixtures/configs/Llama-2-7b-hf",
+        "--set",
+        "model.gradient_checkpointing=true",
+    ]);
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    for expected in [
+        "trainable params: 319,844,352",
+        "plan: base in bf16",
+        "micro-batch 2 x 1024 tokens",
+        "activation checkpointing on",
+        "base (frozen)                  12.55 GiB",
+        "device peak",
+        "host peak",
+    ] {
+        assert!(stdout.contains(expected), "no {expected:?} in\n{stdout}");
+    }
+
+    let output = burn_peft(&[
+        "plan",
+        "--config",
+        "configs/sorsa-metamath/llama2-7b-sorsa.toml",
+        "--model-config",
+        "tests/fixtures/configs/Llama-2-7b-hf",
+        "--set",
+        "adapter.rank=5000",
+    ]);
+    let (stdout, stderr) = text(&output);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(stderr.contains("adapter.rank"), "{stderr}");
 }

@@ -287,3 +287,27 @@ fn init_adapter_trains_with_its_own_config() {
         let _ = std::fs::remove_dir_all(d);
     }
 }
+
+/// `bench train` (the README's speed and memory numbers) runs every method: a method whose
+/// adapter configuration it builds wrongly (e.g. an SVD setting on LoRA) is refused there.
+#[test]
+fn bench_train_runs_every_method() {
+    for method in ["lora", "pissa", "sorsa", "lora_fa", "lotr"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_burn-peft"))
+            .args(["bench", "train", "--method", method, "--rank", "4"])
+            .args(["--hidden", "64", "--layers", "1", "--vocab", "128"])
+            .args(["--seq", "16", "--batch", "1", "--steps", "1"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{method}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains(&format!("| {method} | 4 | f32 |")),
+            "{method}: {stdout}"
+        );
+    }
+}
