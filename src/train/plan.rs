@@ -28,6 +28,7 @@ use burn::tensor::{DType, FloatDType};
 use super::check::{CheckReport, check_recipe, data_present};
 use super::recipe::Recipe;
 use crate::Result;
+use crate::backend::DeviceKind;
 use crate::data::{GlueTask, load_glue_with, load_training_rows};
 use crate::model::Precision;
 use crate::model::config::HfConfig;
@@ -153,7 +154,7 @@ impl MemoryPlan {
         } else {
             tokens * c.vocab * s.vocab_size as f64
         };
-        if e != 4 && recipe.run.device == "cpu" {
+        if e != 4 && device(recipe) == Some(DeviceKind::Cpu) {
             // burn-flex multiplies a bf16/f16 weight as an f32 copy: a transient as large as
             // the largest frozen weight (the LM head), one at a time.
             let largest = s
@@ -226,6 +227,11 @@ impl MemoryPlan {
     }
 }
 
+/// The recipe's device (validated by `check_recipe`).
+fn device(recipe: &Recipe) -> Option<DeviceKind> {
+    recipe.run.device.parse().ok()
+}
+
 /// Rows the trainer would tokenize: the data file's (up to `first_rows`/`limit`), or those
 /// limits alone when the file is not here.
 fn data_rows(recipe: &Recipe) -> Result<Option<usize>> {
@@ -261,7 +267,7 @@ fn base_dtype(recipe: &Recipe, check: &CheckReport, notes: &mut Vec<String>) -> 
         FloatDType::F32
     };
     let dtype = recipe.model.precision.resolve(stored);
-    if recipe.run.device == "ndarray" && dtype != FloatDType::F32 {
+    if device(recipe) == Some(DeviceKind::Ndarray) && dtype != FloatDType::F32 {
         notes.push(format!(
             "the ndarray device has no {}: the run uses f32, and so does the plan",
             dtype_name(dtype)
