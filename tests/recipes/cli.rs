@@ -19,53 +19,66 @@ fn text(output: &Output) -> (String, String) {
     )
 }
 
-#[test]
-fn check_reports_a_recipe_and_refuses_a_bad_one() {
-    let output = burn_peft(&[
-        "check",
-        "--config",
-        "configs/sorsa-metamath/llama2-7b-sorsa.toml",
-        "--model-config",
-        "tests/fixtures/configs/Llama-2-7b-hf/config.json",
-    ]);
+/// Runs the binary, asserts it succeeded and printed every `expected` piece.
+fn prints(args: &[&str], expected: &[&str]) {
+    let output = burn_peft(args);
     let (stdout, stderr) = text(&output);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
-    for expected in [
-        "model: llama",
-        "32 layers",
-        "6,738,415,616 parameters",
-        "q_proj [4096, 4096] x32",
-        "down_proj [4096, 11008] x32",
-        "trainable params: 319,844,352",
-        "warning: data.train = datasets/MetaMathQA/MetaMathQA-395K.json does not exist",
-        "ok:",
-    ] {
+    assert!(output.status.success(), "{args:?}: {stdout}\n{stderr}");
+    for expected in expected {
         assert!(stdout.contains(expected), "no {expected:?} in\n{stdout}");
     }
+}
 
-    let output = burn_peft(&[
-        "check",
-        "--config",
-        "configs/lotr-glue/rte-lotr-r32.toml",
-        "--model-config",
-        "tests/fixtures/configs/roberta-base",
-        "--set",
-        "adapter.modules_to_save=[\"classifier.dense_proj\"]",
-    ]);
+/// Runs the binary, asserts it failed and its error names every `expected` piece.
+fn refuses(args: &[&str], expected: &[&str]) {
+    let output = burn_peft(args);
     let (stdout, stderr) = text(&output);
-    assert!(!output.status.success(), "{stdout}");
-    assert!(
-        stderr.contains("adapter.modules_to_save")
-            && stderr.contains("classifier.dense_proj")
-            && stderr.contains("classifier.out_proj"),
-        "{stderr}"
+    assert!(!output.status.success(), "{args:?}: {stdout}");
+    for expected in expected {
+        assert!(stderr.contains(expected), "no {expected:?} in\n{stderr}");
+    }
+}
+
+#[test]
+fn check_reports_a_recipe_and_refuses_a_bad_one() {
+    prints(
+        &[
+            "check",
+            "--config",
+            "configs/sorsa-metamath/llama2-7b-sorsa.toml",
+            "--model-config",
+            "tests/fixtures/configs/Llama-2-7b-hf/config.json",
+        ],
+        &[
+            "model: llama",
+            "32 layers",
+            "6,738,415,616 parameters",
+            "q_proj [4096, 4096] x32",
+            "down_proj [4096, 11008] x32",
+            "trainable params: 319,844,352",
+            "warning: data.train = datasets/MetaMathQA/MetaMathQA-395K.json does not exist",
+            "ok:",
+        ],
+    );
+    refuses(
+        &[
+            "check",
+            "--config",
+            "configs/lotr-glue/rte-lotr-r32.toml",
+            "--model-config",
+            "tests/fixtures/configs/roberta-base",
+            "--set",
+            "adapter.modules_to_save=[\"classifier.dense_proj\"]",
+        ],
+        &[
+            "adapter.modules_to_save",
+            "classifier.dense_proj",
+            "classifier.out_proj",
+        ],
     );
 
     // The default recipe checks against the shipped model, data included.
-    let output = burn_peft(&["check"]);
-    let (stdout, stderr) = text(&output);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("data: 8 rows read"), "{stdout}");
+    prints(&["check"], &["data: 8 rows read"]);
 }
 
 #[test]
@@ -123,39 +136,28 @@ fn generate_and_eval_chat_switches() {
 
 #[test]
 fn plan_prints_the_breakdown_and_refuses_a_bad_recipe() {
-    let output = burn_peft(&[
+    let recipe = [
         "plan",
         "--config",
         "configs/sorsa-metamath/llama2-7b-sorsa.toml",
         "--model-config",
         "tests/fixtures/configs/Llama-2-7b-hf",
         "--set",
-        "model.gradient_checkpointing=true",
-    ]);
-    let (stdout, stderr) = text(&output);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
-    for expected in [
-        "trainable params: 319,844,352",
-        "plan: base in bf16",
-        "micro-batch 2 x 1024 tokens",
-        "activation checkpointing on",
-        "base (frozen)                  12.55 GiB",
-        "device peak",
-        "host peak",
-    ] {
-        assert!(stdout.contains(expected), "no {expected:?} in\n{stdout}");
-    }
-
-    let output = burn_peft(&[
-        "plan",
-        "--config",
-        "configs/sorsa-metamath/llama2-7b-sorsa.toml",
-        "--model-config",
-        "tests/fixtures/configs/Llama-2-7b-hf",
-        "--set",
-        "adapter.rank=5000",
-    ]);
-    let (stdout, stderr) = text(&output);
-    assert!(!output.status.success(), "{stdout}");
-    assert!(stderr.contains("adapter.rank"), "{stderr}");
+    ];
+    prints(
+        &[&recipe[..], &["model.gradient_checkpointing=true"]].concat(),
+        &[
+            "trainable params: 319,844,352",
+            "plan: base in bf16",
+            "micro-batch 2 x 1024 tokens",
+            "activation checkpointing on",
+            "base (frozen)                  12.55 GiB",
+            "device peak",
+            "host peak",
+        ],
+    );
+    refuses(
+        &[&recipe[..], &["adapter.rank=5000"]].concat(),
+        &["adapter.rank"],
+    );
 }
