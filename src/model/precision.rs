@@ -96,11 +96,15 @@ pub fn open_weights<B: Backend>(
 /// The dtype a checkpoint is "in": config.json's `dtype` (transformers 5) or `torch_dtype`,
 /// else the dtype most of its weights are stored in.
 pub fn stored_dtype(config: &HfConfig, ckpt: &Checkpoint) -> FloatDType {
+    named_dtype(config).unwrap_or_else(|| ckpt.stored_dtype())
+}
+
+/// The dtype config.json names: `dtype` (transformers 5) or `torch_dtype`.
+pub fn named_dtype(config: &HfConfig) -> Option<FloatDType> {
     ["dtype", "torch_dtype"]
         .iter()
         .filter_map(|key| config.json.get(*key).and_then(|v| v.as_str()))
         .find_map(from_hf_name)
-        .unwrap_or_else(|| ckpt.stored_dtype())
 }
 
 /// `value` rounded to `dtype`, as transformers rounds a scalar it builds with

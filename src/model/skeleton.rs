@@ -9,9 +9,12 @@
 
 use std::path::{Path, PathBuf};
 
+use burn::tensor::FloatDType;
+
 use super::config::{GenerationConfig, HfConfig, ModelType};
 use super::decoder::DecoderConfig;
 use super::encoder::EncoderConfig;
+use super::precision::named_dtype;
 use crate::adapter::Targets;
 use crate::{Error, Result};
 
@@ -69,6 +72,8 @@ pub struct ModelSkeleton {
     /// Query heads of the attention (each scores every key).
     pub num_heads: usize,
     pub vocab_size: usize,
+    /// The dtype config.json names (`dtype` / `torch_dtype`), if any.
+    pub dtype: Option<FloatDType>,
     /// Outputs of the classification head, if the model has one.
     pub num_labels: Option<usize>,
     /// The longest input the model's positions cover (decoders: `max_position_embeddings`,
@@ -93,13 +98,17 @@ impl ModelSkeleton {
 
     /// The skeleton of a parsed config.
     pub fn from_config(hf: &HfConfig, head: HeadSpec) -> Result<Self> {
-        if hf.model_type.is_decoder() {
+        let skeleton = if hf.model_type.is_decoder() {
             let config = DecoderConfig::from_hf(hf, &GenerationConfig::default())?;
-            Ok(Self::decoder(&config, &hf.path, head))
+            Self::decoder(&config, &hf.path, head)
         } else {
             let config = EncoderConfig::from_hf(hf)?;
-            Self::encoder(&config, &hf.path, head)
-        }
+            Self::encoder(&config, &hf.path, head)?
+        };
+        Ok(Self {
+            dtype: named_dtype(hf),
+            ..skeleton
+        })
     }
 
     /// A Llama-family decoder: as [`Decoder::from_checkpoint`](super::decoder::Decoder) and
@@ -169,6 +178,7 @@ impl ModelSkeleton {
             intermediate_size: inter,
             num_heads: c.num_heads,
             vocab_size: c.vocab_size,
+            dtype: None,
             num_labels,
             max_positions: c.max_position_embeddings,
             linears,
@@ -253,6 +263,7 @@ impl ModelSkeleton {
             intermediate_size: inter,
             num_heads: c.num_attention_heads,
             vocab_size: c.vocab_size,
+            dtype: None,
             num_labels: Some(num_labels),
             max_positions: c.max_sequence_length(),
             linears,

@@ -31,8 +31,7 @@ use crate::Result;
 use crate::backend::DeviceKind;
 use crate::data::{GlueTask, load_glue_with, load_training_rows};
 use crate::model::Precision;
-use crate::model::config::HfConfig;
-use crate::model::precision::{dtype_name, from_hf_name};
+use crate::model::precision::dtype_name;
 
 /// Where the activation coefficients come from.
 pub const COEFFICIENTS_SOURCE: &str = "fitted to `burn-peft bench train` peaks (README, \
@@ -122,7 +121,7 @@ impl MemoryPlan {
     pub fn of(recipe: &Recipe, model_config: Option<&Path>) -> Result<Self> {
         let check = check_recipe(recipe, model_config)?;
         let mut notes = Vec::new();
-        let base_dtype = base_dtype(recipe, &check, &mut notes)?;
+        let base_dtype = base_dtype(recipe, &check, &mut notes);
         let e = DType::from(base_dtype).size() as u64;
         let s = &check.skeleton;
         let d = &recipe.data;
@@ -144,11 +143,13 @@ impl MemoryPlan {
 
         let c = ActivationCoefficients::for_dtype(base_dtype);
         let adapted_per_layer = check.adapted.len() as f64 / s.num_layers.max(1) as f64;
-        let layer = tokens
-            * (c.hidden * s.hidden_size as f64
-                + c.intermediate * s.intermediate_size as f64
-                + c.score * (s.num_heads * seq) as f64
-                + c.rank * recipe.adapter.rank as f64 * adapted_per_layer);
+        // The attention scores of one layer (`heads × seq` per token).
+        let scores = tokens * c.score * (s.num_heads * seq) as f64;
+        let layer = scores
+            + tokens
+                * (c.hidden * s.hidden_size as f64
+                    + c.intermediate * s.intermediate_size as f64
+                    + c.rank * recipe.adapter.rank as f64 * adapted_per_layer);
         let mut head = if classification {
             0.0
         } else {
@@ -171,8 +172,7 @@ impl MemoryPlan {
             let inputs = tokens * (s.num_layers * s.hidden_size) as f64 * e as f64;
             // A recomputed layer's backward also holds the gradients of its attention scores
             // (about as many bytes per score as the graph keeps for them).
-            let scores_grad = tokens * c.score * (s.num_heads * seq) as f64;
-            inputs + (layer + scores_grad).max(head)
+            inputs + (layer + scores).max(head)
         } else {
             s.num_layers as f64 * layer + head
         };
@@ -249,14 +249,9 @@ fn data_rows(recipe: &Recipe) -> Result<Option<usize>> {
 
 /// The base dtype the run would use: `model.precision`, or for `auto` the dtype `config.json`
 /// names (the trainer also falls back to the weights' own dtype, which a plan cannot read).
-fn base_dtype(recipe: &Recipe, check: &CheckReport, notes: &mut Vec<String>) -> Result<FloatDType> {
+fn base_dtype(recipe: &Recipe, check: &CheckReport, notes: &mut Vec<String>) -> FloatDType {
     let stored = if recipe.model.precision == Precision::Auto {
-        let hf = HfConfig::read_file(&check.skeleton.config_path)?;
-        let named = ["dtype", "torch_dtype"]
-            .iter()
-            .filter_map(|key| hf.json.get(*key).and_then(|v| v.as_str()))
-            .find_map(from_hf_name);
-        named.unwrap_or_else(|| {
+        check.skeleton.dtype.unwrap_or_else(|| {
             notes.push(
                 "config.json names no dtype: planned in f32 (set model.precision to plan another)"
                     .into(),
@@ -272,9 +267,9 @@ fn base_dtype(recipe: &Recipe, check: &CheckReport, notes: &mut Vec<String>) -> 
             "the ndarray device has no {}: the run uses f32, and so does the plan",
             dtype_name(dtype)
         ));
-        return Ok(FloatDType::F32);
+        return FloatDType::F32;
     }
-    Ok(dtype)
+    dtype
 }
 
 fn gib(bytes: u64) -> String {

@@ -11,8 +11,8 @@ fn path(p: &std::path::Path) -> &str {
     p.to_str().expect("temp paths are UTF-8")
 }
 
-/// Runs the binary and asserts it succeeded.
-fn burn_peft_ok(tag: &str, args: &[&str]) {
+/// Runs the binary, asserts it succeeded and returns its standard output.
+fn burn_peft_ok(tag: &str, args: &[&str]) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_burn-peft"))
         .current_dir(root())
         .args(args)
@@ -23,6 +23,7 @@ fn burn_peft_ok(tag: &str, args: &[&str]) {
         "{tag}: {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
@@ -293,17 +294,12 @@ fn init_adapter_trains_with_its_own_config() {
 #[test]
 fn bench_train_runs_every_method() {
     for method in ["lora", "pissa", "sorsa", "lora_fa", "lotr"] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_burn-peft"))
-            .args(["bench", "train", "--method", method, "--rank", "4"])
-            .args(["--hidden", "64", "--layers", "1", "--vocab", "128"])
-            .args(["--seq", "16", "--batch", "1", "--steps", "1"])
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{method}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let stdout = burn_peft_ok(
+            method,
+            &[
+                "bench", "train", "--method", method, "--rank", "4", "--hidden", "64", "--layers",
+                "1", "--vocab", "128", "--seq", "16", "--batch", "1", "--steps", "1",
+            ],
         );
         assert!(
             stdout.contains(&format!("| {method} | 4 | f32 |")),
