@@ -114,10 +114,21 @@ impl<B: Backend> AdaptedLinear<B> {
         x: Tensor<B, D>,
         shared: &SharedFactors<B>,
     ) -> Tensor<B, D> {
+        let adapter_x = x.clone().cast(FloatDType::from(self.adapter.dtype()));
+        self.forward_with(x, adapter_x, shared)
+    }
+
+    /// [`forward`](Self::forward) with `adapter_x`, `x` already in the adapter's dtype (one
+    /// cast shared by the layers that read the same input).
+    pub fn forward_with<const D: usize>(
+        &self,
+        x: Tensor<B, D>,
+        adapter_x: Tensor<B, D>,
+        shared: &SharedFactors<B>,
+    ) -> Tensor<B, D> {
         let dtype = x.dtype();
-        let adapter_dtype = FloatDType::from(self.adapter.dtype());
-        let base = linear_forward(&self.base, x.clone());
-        let update = self.adapter.forward(x.cast(adapter_dtype), shared);
+        let base = linear_forward(&self.base, x);
+        let update = self.adapter.forward(adapter_x, shared);
         if update.dtype() == dtype {
             return base + update;
         }

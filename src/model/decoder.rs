@@ -8,7 +8,6 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::nn::Embedding;
-use burn::tensor::activation::{gelu_approximate, silu};
 use burn::tensor::{Bool, DType, FloatDType, Int, Tensor, backend::Backend, module::embedding};
 use serde::Deserialize;
 
@@ -16,7 +15,8 @@ use super::attention::{attention_mask, grouped_attention};
 use super::config::{GenerationConfig, HfConfig, ModelType, TokenIds};
 use super::inject::adapted_layers;
 pub use super::kv_cache::KvCache;
-use super::linear::{PeftLinear, frozen};
+use super::lean_backward::{GateActivation, gated_activation};
+use super::linear::{PeftLinear, SharedInput, frozen};
 use super::norm::RmsNorm;
 use super::precision::{Precision, round_scalar};
 use super::rope::{Rope, RopeParameters};
@@ -338,17 +338,18 @@ impl<B: Backend> Attention<B> {
         let [b, s, _] = x.dims();
         let (h, kv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let heads = |t: Tensor<B, 3>, n: usize| t.reshape([b, s, n, d]).swap_dims(1, 2);
+        let x = SharedInput::new(x);
         let q = Rope::apply(
-            heads(self.q_proj.forward(x.clone(), shared), h),
+            heads(self.q_proj.forward_shared(&x, shared), h),
             rope.0,
             rope.1,
         );
         let k = Rope::apply(
-            heads(self.k_proj.forward(x.clone(), shared), kv),
+            heads(self.k_proj.forward_shared(&x, shared), kv),
             rope.0,
             rope.1,
         );
-        let v = heads(self.v_proj.forward(x, shared), kv);
+        let v = heads(self.v_proj.forward_shared(&x, shared), kv);
         let (k, v) = match cache {
             Some((cache, layer)) => cache.append(layer, k, v),
             None => (k, v),
@@ -369,28 +370,20 @@ pub struct Mlp<B: Backend> {
 
 impl<B: Backend> Mlp<B> {
     fn forward(&self, x: Tensor<B, 3>, shared: &SharedFactors<B>) -> Tensor<B, 3> {
-        let gate = self.activate(self.gate_proj.forward(x.clone(), shared));
-        self.down_proj
-            .forward(gate * self.up_proj.forward(x, shared), shared)
-    }
-
-    /// SiLU / GeLU-tanh. transformers computes them in f32 and rounds once to the hidden dtype,
-    /// and so does inference here (bf16 logits then match transformers' bit for bit). Under
-    /// autodiff they run in the hidden dtype: Burn composes them from several ops, each
-    /// rounding, and f32 intermediates would double what the backward pass keeps for them.
-    fn activate(&self, gate: Tensor<B, 3>) -> Tensor<B, 3> {
-        let dtype = FloatDType::from(gate.dtype());
-        let gate = if B::ad_enabled(&gate.device()) {
-            gate
+        let x = SharedInput::new(x);
+        let act = if self.gelu_tanh {
+            GateActivation::GeluTanh
         } else {
-            gate.cast(FloatDType::F32)
+            GateActivation::Silu
         };
-        let out = if self.gelu_tanh {
-            gelu_approximate(gate)
-        } else {
-            silu(gate)
-        };
-        out.cast(dtype)
+        // SiLU / GeLU-tanh in f32, rounded once to the hidden dtype, as transformers does
+        // (bf16 logits match it bit for bit).
+        let hidden = gated_activation(
+            self.gate_proj.forward_shared(&x, shared),
+            self.up_proj.forward_shared(&x, shared),
+            act,
+        );
+        self.down_proj.forward(hidden, shared)
     }
 }
 

@@ -12,12 +12,13 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::nn::{Embedding, LayerNorm, LayerNormConfig};
-use burn::tensor::activation::{gelu, gelu_approximate, relu, softmax};
+use burn::tensor::activation::{gelu, gelu_approximate, relu};
 use burn::tensor::{FloatDType, Int, Tensor, backend::Backend};
 use serde::Deserialize;
 
 use super::config::{HfConfig, ModelType};
-use super::linear::{PeftLinear, frozen, frozen_linear};
+use super::lean_backward::masked_softmax;
+use super::linear::{PeftLinear, SharedInput, frozen, frozen_linear};
 use super::precision::Precision;
 use super::{LoadReport, PeftModel};
 use crate::adapter::{AdaptedLinear, HasAdapters, SharedFactors, Targets};
@@ -370,13 +371,14 @@ impl<B: Backend> EncoderLayer<B> {
         let [batch, seq, hidden] = x.dims();
         let head_dim = hidden / heads;
         let split = |t: Tensor<B, 3>| t.reshape([batch, seq, heads, head_dim]).swap_dims(1, 2);
-        let q = split(self.query.forward(x.clone(), shared));
-        let k = split(self.key.forward(x.clone(), shared));
-        let v = split(self.value.forward(x, shared));
+        let x = SharedInput::new(x);
+        let q = split(self.query.forward_shared(&x, shared));
+        let k = split(self.key.forward_shared(&x, shared));
+        let v = split(self.value.forward_shared(&x, shared));
         let dtype = FloatDType::from(q.dtype());
         // Scores in the hidden dtype, the masked softmax in f32.
         let scores = q.matmul(k.swap_dims(2, 3)) / (head_dim as f64).sqrt();
-        softmax(scores.cast(FloatDType::F32) + mask_bias, 3)
+        masked_softmax(scores.cast(FloatDType::F32), |s| s + mask_bias)
             .cast(dtype)
             .matmul(v)
             .swap_dims(1, 2)

@@ -2,7 +2,7 @@
 //! predict label t + 1, labels of −100 are ignored, the mean runs over the counted tokens.
 
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{FloatDType, Int, Tensor, backend::Backend};
+use burn::tensor::{DType, FloatDType, IndexingUpdateOp, Int, Tensor, backend::Backend};
 
 /// The label value that is left out of the loss (PyTorch's `ignore_index`).
 pub const IGNORE_INDEX: i64 = -100;
@@ -32,16 +32,126 @@ pub fn causal_lm_loss<B: Backend>(logits: Tensor<B, 3>, labels: Tensor<B, 2, Int
 
 /// Mean cross-entropy over the positions whose label is not −100, computed in f32 whatever the
 /// logits' dtype (transformers upcasts bf16 logits the same way).
+///
+/// Under autodiff the loss and its gradient with respect to the logits,
+/// `(softmax − one_hot) · keep / count`, are computed off the graph in the forward pass, a chunk
+/// of rows at a time; the graph holds only that gradient, in the logits' dtype, and enters the
+/// loss as `Σ G ⊙ logits − detach(…)`, exactly zero in value (see [`super::lean_backward`]).
+/// Burn's composite `log_softmax` of the f32 logits would keep about 8 bytes per logit, and
+/// its transients more: at a 128k–256k vocabulary, most of a large model's activations.
 pub fn masked_cross_entropy<B: Backend>(
     logits: Tensor<B, 3>,
     labels: Tensor<B, 2, Int>,
 ) -> Tensor<B, 1> {
-    let logits = logits.cast(FloatDType::F32);
+    // f32 logits need no cast, and the softmax is built in place in one buffer: chunks would
+    // only add the concatenation. Other dtypes are cast to f32 a chunk at a time.
+    let chunk_elements = if logits.dtype() == DType::F32 {
+        usize::MAX
+    } else {
+        LOSS_CHUNK_ELEMENTS
+    };
+    chunked_cross_entropy(logits, labels, chunk_elements)
+}
+
+/// [`masked_cross_entropy`] with the softmax computed `chunk_elements` logits at a time
+/// (rounded to whole rows).
+fn chunked_cross_entropy<B: Backend>(
+    logits: Tensor<B, 3>,
+    labels: Tensor<B, 2, Int>,
+    chunk_elements: usize,
+) -> Tensor<B, 1> {
     let keep = labels.clone().not_equal_elem(IGNORE_INDEX).float();
     let targets = labels.clamp_min(0).unsqueeze_dim::<3>(2);
-    let picked = log_softmax(logits, 2)
-        .gather(2, targets)
-        .squeeze_dim::<2>(2);
     let count = keep.clone().sum().clamp_min(1.0);
-    (picked * keep).sum().neg() / count
+    if !B::ad_enabled(&logits.device()) {
+        let picked = log_softmax(logits.cast(FloatDType::F32), 2)
+            .gather(2, targets)
+            .squeeze_dim::<2>(2);
+        return (picked * keep).sum().neg() / count;
+    }
+    let [batch, seq, vocab] = logits.dims();
+    let rows = batch * seq;
+    let dtype = FloatDType::from(logits.dtype());
+    let flat = logits.clone().detach().reshape([rows, vocab]);
+    let targets = targets.reshape([rows, 1]);
+    let weight = (keep / count.clone().unsqueeze()).reshape([rows, 1]);
+    // Rows in chunks: the f32 softmax of a chunk is a transient (a cast on the CPU backend
+    // also goes through an f64 buffer), and only the gradient in the logits' dtype is kept.
+    // The order keeps each chunk's softmax in one buffer, built in place.
+    let chunk = (chunk_elements / vocab).max(1);
+    let mut picked = Tensor::<B, 1>::zeros([1], &flat.device());
+    let mut gradients = Vec::with_capacity(rows.div_ceil(chunk));
+    for start in (0..rows).step_by(chunk) {
+        let range = start..(start + chunk).min(rows);
+        let z = flat.clone().slice(range.clone()).cast(FloatDType::F32);
+        let (targets, weight) = (
+            targets.clone().slice(range.clone()),
+            weight.clone().slice(range.clone()),
+        );
+        let max = z.clone().max_dim(1);
+        let target_logit = z.clone().gather(1, targets.clone());
+        let exp = (z - max.clone()).exp();
+        let sum = exp.clone().sum_dim(1);
+        picked = picked + ((target_logit - max - sum.clone().log()) * weight.clone()).sum();
+        let part = (exp * (weight.clone() / sum))
+            .scatter(1, targets, weight.neg(), IndexingUpdateOp::Add)
+            .cast(dtype);
+        gradients.push(part);
+    }
+    let gradient = if gradients.len() == 1 {
+        gradients.pop().expect("one chunk")
+    } else {
+        Tensor::cat(gradients, 0)
+    };
+    let gradient = gradient.reshape([batch, seq, vocab]);
+    let surrogate = (logits * gradient).sum().cast(FloatDType::F32);
+    surrogate.clone() - surrogate.detach() - picked
+}
+
+/// Logits per chunk of rows of the training loss (2^22: 16 MiB in f32).
+const LOSS_CHUNK_ELEMENTS: usize = 1 << 22;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{Cpu, Train};
+    use burn::tensor::{Distribution, TensorData, Tolerance};
+
+    /// Value and logits gradient of the lean loss against the composite, ignored labels
+    /// included.
+    #[test]
+    fn cross_entropy_matches_the_composite_and_its_gradient() {
+        type B = Train<Cpu>;
+        let device = Default::default();
+        let logits = Tensor::<B, 3>::random([2, 4, 9], Distribution::Normal(0.0, 2.0), &device);
+        let labels = Tensor::<B, 2, Int>::from_data(
+            TensorData::from([[3i64, -100, 8, 0], [-100, 5, 1, 1]]),
+            &device,
+        );
+        // One chunk, then chunks of 2 rows and of 3 (the last one shorter).
+        let lean = |chunk_elements: usize| {
+            let x = logits.clone().require_grad();
+            let loss = chunked_cross_entropy(x.clone(), labels.clone(), chunk_elements);
+            let grads = loss.backward();
+            (loss.inner(), x.grad(&grads).unwrap())
+        };
+        let composite = {
+            let x = logits.clone().require_grad();
+            let keep = labels.clone().not_equal_elem(IGNORE_INDEX).float();
+            let picked = log_softmax(x.clone(), 2)
+                .gather(2, labels.clone().clamp_min(0).unsqueeze_dim::<3>(2))
+                .squeeze_dim::<2>(2);
+            let loss = (picked * keep.clone()).sum().neg() / keep.sum();
+            let grads = loss.backward();
+            (loss.inner(), x.grad(&grads).unwrap())
+        };
+        let tol = Tolerance::absolute(1e-6);
+        for chunk_elements in [LOSS_CHUNK_ELEMENTS, 18, 27] {
+            let (loss, grad) = lean(chunk_elements);
+            loss.into_data()
+                .assert_approx_eq::<f32>(&composite.0.clone().into_data(), tol);
+            grad.into_data()
+                .assert_approx_eq::<f32>(&composite.1.clone().into_data(), tol);
+        }
+    }
 }

@@ -10,6 +10,7 @@ pub mod encoder;
 pub mod generate;
 pub mod inject;
 pub mod kv_cache;
+pub mod lean_backward;
 pub mod linear;
 pub mod llama2c;
 pub mod loss;

@@ -11,7 +11,8 @@
 //! peak, per decoder layer and token: terms in the hidden size and the MLP width, the
 //! attention scores (`heads × seq` per token: the training path materialises them), the low-rank
 //! intermediates, and the vocabulary-sized logits and their gradient. Its coefficients are
-//! fitted to `burn-peft bench train` measurements on this code path ([`COEFFICIENTS_SOURCE`]);
+//! counted from the tensors the graph keeps and checked against `burn-peft bench train` peaks
+//! ([`COEFFICIENTS_SOURCE`]);
 //! with `gradient_checkpointing` only each layer's input is kept, plus the larger of the head's
 //! graph and one layer's graph with its scores' gradients (they are back-propagated one after
 //! the other).
@@ -34,8 +35,9 @@ use crate::model::Precision;
 use crate::model::precision::dtype_name;
 
 /// Where the activation coefficients come from.
-pub const COEFFICIENTS_SOURCE: &str = "fitted to `burn-peft bench train` peaks (README, \
-     \"Precision and memory\"); decoders measured, encoders use the decoder fit";
+pub const COEFFICIENTS_SOURCE: &str = "counted from the tensors the training graph keeps, \
+     checked against `burn-peft bench train` peaks (README, \"Precision and memory\"); decoders \
+     measured, encoders use the decoder model";
 
 /// Bytes the autodiff graph holds at its peak, per token, for each term of the model.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -53,29 +55,39 @@ pub struct ActivationCoefficients {
 }
 
 impl ActivationCoefficients {
-    /// The fit for a base stored in `dtype`.
+    /// The coefficients for a base stored in `dtype`, counted from the tensors the training
+    /// graph keeps per token and layer (with SORSA-style adapters on every linear layer):
+    /// - f32: the two norms' inputs and outputs, q, k, v and the attention output (8 × 4 B per
+    ///   unit of hidden size); the gated activation's two coefficients and the down
+    ///   projection's input (3 × 4 B per unit of MLP width); the probabilities, kept once by
+    ///   the softmax and once by the product with V (2 × 4 B per score);
+    /// - bf16: the norms' f32 inputs, one shared f32 input copy per group of adapters (q/k/v,
+    ///   o, gate/up), q, k, v in bf16 (26 B per unit of hidden size); the activation's two
+    ///   bf16 coefficients and the down adapter's f32 input (8 B per unit of MLP width); f32
+    ///   probabilities for the softmax and bf16 ones for V (6 B per score);
+    /// - the rank-wide intermediates (2 × 4 B per unit of rank per adapted layer);
+    /// - per logit, the loss gradient the graph keeps and the loss's transient buffers,
+    ///   measured: 9.7 B (f32) and 10.9 B (bf16) from `bench train` at vocabulary 8000 and
+    ///   32000.
     ///
-    /// Measured per layer from the difference between 2 and 6 layers (hidden 1024, MLP 2752,
-    /// 16 heads, vocabulary 32000, SORSA r 16 on every linear) at 512 and 1024 tokens: 93.2 and
-    /// 68.3 KB per token per layer (f32, bf16) besides the scores; 12 and 10.6 bytes per score;
-    /// 12.1 and 11.3 bytes per logit. The split between hidden and MLP terms follows the
-    /// tensors the graph keeps (matmul inputs, norm statistics, the SiLU gate), scaled to the
-    /// measured sum.
+    /// Checked against `bench train` activation peaks (README, "Precision and memory"): from
+    /// −6 % to +9 % at hidden 1024 (6 layers, seq 512 and 1024), within 3 % at the 1B shape
+    /// (hidden 2048, 16 layers, seq 512).
     pub fn for_dtype(dtype: FloatDType) -> Self {
         match dtype {
             FloatDType::BF16 | FloatDType::F16 => Self {
-                hidden: 25.0,
-                intermediate: 15.5,
-                score: 10.6,
+                hidden: 26.0,
+                intermediate: 8.0,
+                score: 6.0,
                 rank: 8.0,
-                vocab: 11.3,
+                vocab: 10.9,
             },
             _ => Self {
-                hidden: 34.0,
-                intermediate: 21.0,
-                score: 12.0,
+                hidden: 32.0,
+                intermediate: 12.0,
+                score: 8.0,
                 rank: 8.0,
-                vocab: 12.1,
+                vocab: 9.7,
             },
         }
     }
@@ -174,10 +186,14 @@ impl MemoryPlan {
             // (about as many bytes per score as the graph keeps for them).
             inputs + (layer + scores).max(head)
         } else {
-            s.num_layers as f64 * layer + head
+            // The backward pass of the layer being differentiated also holds the gradients of
+            // its scores.
+            s.num_layers as f64 * layer + scores + head
         };
         if !s.model_type.is_decoder() {
-            notes.push("encoder activations use the decoder fit (not measured on encoders)".into());
+            notes.push(
+                "encoder activations use the decoder model (not measured on encoders)".into(),
+            );
         }
 
         let rows = data_rows(recipe)?;

@@ -1,0 +1,159 @@
+//! Attention's softmax and the gated MLP activation with a backward pass that keeps less than
+//! Burn's composites do, for training memory (issue #12).
+//!
+//! Burn's autodiff softmax is built from `exp` (which keeps its input) and a division (which
+//! keeps its output): 8 bytes per f32 score, where PyTorch keeps the output alone. Burn's
+//! `silu(g) · u` keeps `g`, `σ(g)`, `silu(g)` and `u`. Burn 0.21 has no user-level custom
+//! backward for a generic `B: Backend`, so both are written as the value computed off the graph
+//! plus a surrogate `s` that is linear in the inputs, whose Jacobian is the op's and which enters
+//! as `s − detach(s)`, exactly zero in the forward pass. The backward pass then keeps only the
+//! surrogate's constant coefficients:
+//! - softmax: `y ⊙ (x − Σ y ⊙ x)` has Jacobian `diag(y) − y yᵀ` and keeps `y` (4 bytes a score);
+//! - `act(g) · u`: `act(g) ⊙ u + (u ⊙ act'(g)) ⊙ g` keeps two tensors in the hidden dtype.
+//!
+//! Without autodiff both are the plain ops.
+
+use burn::tensor::activation::{gelu_approximate, sigmoid, silu, softmax};
+use burn::tensor::{FloatDType, Tensor, backend::Backend};
+
+/// `softmax(masked(scores))` over the last axis. `masked` applies the attention mask (fill or
+/// additive bias) to a copy of the scores; the gradient of masked positions is zero, as their
+/// probability is.
+pub fn masked_softmax<B: Backend, const D: usize>(
+    scores: Tensor<B, D>,
+    masked: impl FnOnce(Tensor<B, D>) -> Tensor<B, D>,
+) -> Tensor<B, D> {
+    let last = D - 1;
+    if !B::ad_enabled(&scores.device()) {
+        return softmax(masked(scores), last);
+    }
+    let probs = softmax(masked(scores.clone().detach()), last);
+    // Unmasked scores are finite, so masked positions contribute 0 · x = 0 to the sum.
+    let mean = (probs.clone() * scores.clone()).sum_dim(last);
+    let surrogate = probs.clone() * (scores - mean);
+    surrogate.clone() - surrogate.detach() + probs
+}
+
+/// The gated MLP activations of the Llama family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateActivation {
+    /// `silu(g) = g · σ(g)` (Llama, Mistral, Qwen2).
+    Silu,
+    /// GeLU with the tanh approximation (Gemma).
+    GeluTanh,
+}
+
+impl GateActivation {
+    fn value<B: Backend, const D: usize>(self, g: Tensor<B, D>) -> Tensor<B, D> {
+        match self {
+            GateActivation::Silu => silu(g),
+            GateActivation::GeluTanh => gelu_approximate(g),
+        }
+    }
+
+    /// The derivative, elementwise.
+    fn slope<B: Backend, const D: usize>(self, g: Tensor<B, D>) -> Tensor<B, D> {
+        match self {
+            // σ(g) · (1 + g · (1 − σ(g)))
+            GateActivation::Silu => {
+                let s = sigmoid(g.clone());
+                s.clone() * (g * (s.neg() + 1.0) + 1.0)
+            }
+            // ½(1 + t) + ½ g (1 − t²) k (1 + 3c g²), t = tanh(k (g + c g³)), k = √(2/π)
+            GateActivation::GeluTanh => {
+                let (k, c) = ((2.0 / std::f64::consts::PI).sqrt(), 0.044715);
+                let g2 = g.clone().square();
+                let t = (g.clone() * (g2.clone() * c + 1.0) * k).tanh();
+                let half_one_plus_t = (t.clone() + 1.0) * 0.5;
+                let inner = (g2 * (3.0 * c) + 1.0) * k;
+                half_one_plus_t + g * (t.square().neg() + 1.0) * inner * 0.5
+            }
+        }
+    }
+}
+
+/// `act(gate) · up`, the activation computed in f32 and rounded once to the hidden dtype (as
+/// transformers does), the product in the hidden dtype.
+pub fn gated_activation<B: Backend, const D: usize>(
+    gate: Tensor<B, D>,
+    up: Tensor<B, D>,
+    act: GateActivation,
+) -> Tensor<B, D> {
+    let dtype = FloatDType::from(gate.dtype());
+    if !B::ad_enabled(&gate.device()) {
+        return act.value(gate.cast(FloatDType::F32)).cast(dtype) * up;
+    }
+    let g = gate.clone().detach().cast(FloatDType::F32);
+    let u = up.clone().detach();
+    let activated = act.value(g.clone()).cast(dtype);
+    let slope = (act.slope(g) * u.clone().cast(FloatDType::F32)).cast(dtype);
+    let out = activated.clone() * u;
+    let surrogate = activated * up + slope * gate;
+    surrogate.clone() - surrogate.detach() + out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{Cpu, Train};
+    use burn::tensor::{Distribution, Tolerance};
+
+    type B = Train<Cpu>;
+
+    fn random(shape: [usize; 3], scale: f64) -> Tensor<B, 3> {
+        Tensor::random(shape, Distribution::Normal(0.0, scale), &Default::default())
+    }
+
+    /// Value and gradient against Burn's composite ops, with masked positions.
+    #[test]
+    fn masked_softmax_matches_burns_softmax_and_its_gradient() {
+        let x = random([2, 5, 7], 2.0);
+        let weights = random([2, 5, 7], 1.0);
+        let mask = random([2, 5, 7], 1.0).greater_elem(0.8);
+        let run = |lean: bool| {
+            let x = x.clone().require_grad();
+            let mask = mask.clone();
+            let y = if lean {
+                masked_softmax(x.clone(), |s| s.mask_fill(mask, f32::NEG_INFINITY))
+            } else {
+                softmax(x.clone().mask_fill(mask, f32::NEG_INFINITY), 2)
+            };
+            let grads = (y.clone() * weights.clone()).sum().backward();
+            (y.inner(), x.grad(&grads).unwrap())
+        };
+        let ((y, dx), (y_ref, dx_ref)) = (run(true), run(false));
+        // The forward value is the plain softmax's bit for bit.
+        y.into_data().assert_eq(&y_ref.into_data(), true);
+        dx.into_data()
+            .assert_approx_eq::<f32>(&dx_ref.into_data(), Tolerance::absolute(1e-6));
+    }
+
+    #[test]
+    fn gated_activation_matches_the_composite_and_its_gradients() {
+        for act in [GateActivation::Silu, GateActivation::GeluTanh] {
+            let (g, u) = (random([2, 3, 11], 3.0), random([2, 3, 11], 1.0));
+            let weights = random([2, 3, 11], 1.0);
+            let run = |lean: bool| {
+                let (g, u) = (g.clone().require_grad(), u.clone().require_grad());
+                let y = if lean {
+                    gated_activation(g.clone(), u.clone(), act)
+                } else {
+                    act.value(g.clone()) * u.clone()
+                };
+                let grads = (y.clone() * weights.clone()).sum().backward();
+                (y.inner(), g.grad(&grads).unwrap(), u.grad(&grads).unwrap())
+            };
+            let (lean, plain) = (run(true), run(false));
+            let tol = Tolerance::absolute(1e-5);
+            lean.0
+                .into_data()
+                .assert_approx_eq::<f32>(&plain.0.into_data(), tol);
+            lean.1
+                .into_data()
+                .assert_approx_eq::<f32>(&plain.1.into_data(), tol);
+            lean.2
+                .into_data()
+                .assert_approx_eq::<f32>(&plain.2.into_data(), tol);
+        }
+    }
+}
