@@ -72,6 +72,15 @@ impl<B: Backend> Adapter<B> {
         }
     }
 
+    /// The probability of the dropout on the adapter's input (0 for LoTR, which has none).
+    pub fn dropout(&self) -> f64 {
+        match self {
+            Adapter::Lora(m) | Adapter::Pissa(m) | Adapter::LoraFa(m) => m.dropout.prob,
+            Adapter::Sorsa(m) => m.dropout.prob,
+            Adapter::Lotr(_) => 0.0,
+        }
+    }
+
     /// The adapter's contribution to the layer output.
     pub fn forward<const D: usize>(
         &self,

@@ -66,6 +66,10 @@ pub struct TrainBenchArgs {
     /// Same as `--checkpointing layer`.
     #[arg(long)]
     pub gradient_checkpointing: bool,
+    /// With `--checkpointing layer`: recompute only the first N layers, keep the others'
+    /// activations (a recipe's `model.recomputed_layers`; default: all).
+    #[arg(long)]
+    pub recomputed_layers: Option<usize>,
     /// Device: cpu (burn-flex) or ndarray (peak RSS only measures host devices).
     #[arg(long, default_value = "cpu")]
     pub device: burn_peft::backend::DeviceKind,
@@ -139,6 +143,17 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Train(mut args) => {
             if args.gradient_checkpointing {
                 args.checkpointing = Checkpointing::Layer;
+            }
+            if let Some(n) = args.recomputed_layers {
+                if args.checkpointing != Checkpointing::Layer {
+                    anyhow::bail!("--recomputed-layers {n} needs --checkpointing layer");
+                }
+                if n == 0 || n > args.layers {
+                    anyhow::bail!(
+                        "--recomputed-layers {n}: expected 1 to --layers ({})",
+                        args.layers
+                    );
+                }
             }
             let device = args.device;
             if args.checkpointing == Checkpointing::Balanced {
@@ -431,6 +446,7 @@ impl burn_peft::backend::BackendJob for TrainBench {
                     labels.clone(),
                     1.0,
                     i as u64,
+                    args.recomputed_layers.unwrap_or(args.layers),
                 )
                 .1
             } else {
@@ -456,11 +472,14 @@ impl burn_peft::backend::BackendJob for TrainBench {
         );
         println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         println!(
-            "| {} | {} | {} | {:?} | {} | {} | {:.0} | {:.2} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {:.0} | {:.2} | {} | {} | {} | {} | {} | {} | {} |",
             args.method,
             args.rank,
             dtype_name(dtype),
-            args.checkpointing,
+            match args.recomputed_layers {
+                Some(n) => format!("{:?} ({n} of {} layers)", args.checkpointing, args.layers),
+                None => format!("{:?}", args.checkpointing),
+            },
             args.seq,
             args.batch,
             (timed_steps * tokens) as f64 / timed,

@@ -10,7 +10,7 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, DType, FloatDType, Int, Tensor, backend::Backend};
 
-use super::lean_backward::masked_softmax;
+use super::lean_backward::softmax_times_v;
 
 /// Which keys each query may not see, `[batch, 1, seq, past + seq]` (`true` = masked), for
 /// queries at cache columns `past..past + seq`:
@@ -75,16 +75,15 @@ pub fn grouped_attention<B: Backend>(
     let out = if B::ad_enabled(&q.device()) || dtype != DType::F32 {
         // Under autodiff Burn runs `attention` as its generic fallback, whose softmax also
         // differentiates through the row maximum; the composed form keeps the backward to the
-        // two matmuls and one softmax that keeps only its output. A bf16/f16 model takes it
+        // two matmuls and one softmax. A bf16/f16 model takes it
         // too: scores in the hidden dtype, the masked softmax in f32, as transformers' eager
         // attention.
         let scores = q
             .matmul(k.swap_dims(2, 3))
             .mul_scalar(1.0 / (d as f64).sqrt())
             .cast(FloatDType::F32);
-        masked_softmax(scores, |s| s.mask_fill(mask, f32::NEG_INFINITY))
-            .cast(FloatDType::from(dtype))
-            .matmul(v)
+        // The probabilities (rounded to the hidden dtype for V) are kept once, in f32.
+        softmax_times_v(scores, |s| s.mask_fill(mask, f32::NEG_INFINITY), v)
     } else {
         // Scale 1/√d (the default) and a boolean mask keep cubecl on its flash kernel.
         attention(q, k, v, Some(mask), None, AttentionModuleOptions::default())

@@ -729,15 +729,52 @@ impl<B: Backend> Decoder<B> {
 
     /// Vocabulary logits of hidden states.
     pub fn lm_logits(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.lm_logits_in_chunks(hidden, HEAD_CHUNK_ELEMENTS)
+    }
+
+    /// [`lm_logits`](Self::lm_logits) with a bf16/f16 head multiplied in chunks of at most
+    /// `chunk` weight elements (a whole vocabulary row or column at least).
+    fn lm_logits_in_chunks(&self, hidden: Tensor<B, 3>, chunk: usize) -> Tensor<B, 3> {
+        let [b, s, h] = hidden.dims();
+        let vocab = self.config.vocab_size;
+        let dtype = FloatDType::from(hidden.dtype());
+        let chunks = move || {
+            let size = (chunk / h.max(1)).max(1);
+            (0..vocab)
+                .step_by(size)
+                .map(move |start| start..(start + size).min(vocab))
+        };
+        // In chunks, the input's gradient sums one part per chunk: in f32, rounded once.
+        let input_parts = |hidden: Tensor<B, 3>| {
+            let x32 = hidden.reshape([b * s, h]).cast(FloatDType::F32);
+            move || x32.clone().cast(dtype)
+        };
         match &self.lm_head {
+            Some(PeftLinear::Plain(head))
+                if head.bias.is_none() && is_half_precision(&head.weight.val(), &hidden) =>
+            {
+                // `[hidden, vocab]` in column chunks.
+                let (x, weight) = (input_parts(hidden), head.weight.val());
+                let parts = chunks()
+                    .map(|cols| x().matmul(weight.clone().slice([0..h, cols])))
+                    .collect();
+                Tensor::cat(parts, 1).reshape([b, s, vocab])
+            }
             Some(head) => head.forward(hidden, &self.shared),
             None => {
                 // Tied head: logitsᵀ = E hᵀ keeps the large [vocab, hidden] embedding in its
                 // stored layout (a transposed operand is copied on every call).
-                let [b, s, h] = hidden.dims();
                 let weight = self.embed_tokens.weight.val();
-                let logits_t = weight.matmul(hidden.reshape([b * s, h]).transpose());
-                logits_t.transpose().reshape([b, s, self.config.vocab_size])
+                let logits_t = if is_half_precision(&weight, &hidden) {
+                    let x = input_parts(hidden);
+                    let parts = chunks()
+                        .map(|rows| weight.clone().slice([rows, 0..h]).matmul(x().transpose()))
+                        .collect();
+                    Tensor::cat(parts, 0)
+                } else {
+                    weight.matmul(hidden.reshape([b * s, h]).transpose())
+                };
+                logits_t.transpose().reshape([b, s, vocab])
             }
         }
     }
@@ -787,6 +824,19 @@ impl<B: Backend> Decoder<B> {
         let pooled = hidden.gather(1, index).reshape([b, h]);
         Ok(head.forward(pooled, &self.shared))
     }
+}
+
+/// Weight elements per chunk of a bf16/f16 LM head. burn-flex multiplies a half-precision
+/// weight through an f32 copy of it (and in the backward pass through a contiguous copy of its
+/// transpose too): for a whole head, `hidden × vocab`, the largest transient of a training
+/// step, taken when every activation is alive. In chunks it is at most 6 bytes × this.
+/// (Chunking changes no value: each logit is the same dot product.)
+pub const HEAD_CHUNK_ELEMENTS: usize = 1 << 22;
+
+/// A bf16/f16 head weight multiplied by hidden states of the same dtype: the case the head
+/// runs in chunks.
+fn is_half_precision<B: Backend, const D: usize>(weight: &Tensor<B, 2>, x: &Tensor<B, D>) -> bool {
+    matches!(weight.dtype(), DType::BF16 | DType::F16) && weight.dtype() == x.dtype()
 }
 
 /// Positions `0..seq` for every row.
@@ -872,5 +922,58 @@ impl<B: Backend> PeftModel<B> for Decoder<B> {
 impl<B: Backend> HasAdapters<B> for Decoder<B> {
     fn adapted_layers(&self) -> Vec<&AdaptedLinear<B>> {
         adapted_layers(self.linears())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{ElementConversion, FloatDType, Int, Tensor, TensorData};
+
+    use super::{Decoder, DecoderConfig};
+    use crate::backend::{Cpu, Train};
+
+    /// A half-precision head in chunks gives the whole head's logits and input gradient, tied
+    /// (row chunks of the embedding) and untied (column chunks of `lm_head`).
+    #[test]
+    fn half_precision_head_in_chunks_is_the_whole_head() {
+        type B = Train<Cpu>;
+        let device = Default::default();
+        for tied in [true, false] {
+            let config = DecoderConfig::llama(300, 32, 64, 1, 4, 4, 64, tied);
+            let model = Decoder::<B>::random_as(config, 3, FloatDType::BF16, &device).unwrap();
+            let ids = Tensor::<B, 2, Int>::from_data(
+                TensorData::new(
+                    (0..14).map(|i| (i * 37) % 300).collect::<Vec<i64>>(),
+                    [2, 7],
+                ),
+                &device,
+            );
+            let run = |chunk: usize| {
+                let hidden = model.embed(ids.clone()).detach().require_grad();
+                let logits = model.lm_logits_in_chunks(hidden.clone(), chunk);
+                // A loss that weighs every logit differently.
+                let weights = Tensor::<B, 1, Int>::arange(0..300, &device)
+                    .float()
+                    .div_scalar(300.0)
+                    .cast(FloatDType::BF16);
+                let loss = (logits.clone() * weights.unsqueeze::<3>())
+                    .cast(FloatDType::F32)
+                    .sum();
+                let grads = loss.backward();
+                let grad = hidden.grad(&grads).unwrap().cast(FloatDType::F32);
+                (logits.inner().cast(FloatDType::F32), grad)
+            };
+            let (whole, whole_grad) = run(usize::MAX);
+            // 32 · 40 elements: chunks of 40 rows/columns, the last one short (300 = 7·40 + 20).
+            let (parts, parts_grad) = run(32 * 40);
+            assert_eq!(whole.to_data(), parts.to_data(), "tied {tied}: logits");
+            let scale: f32 = whole_grad.clone().abs().max().into_scalar().elem();
+            let err: f32 = (whole_grad - parts_grad).abs().max().into_scalar().elem();
+            // bf16 parts summed in f32 and rounded once: within one bf16 rounding.
+            assert!(
+                err <= scale / 128.0,
+                "tied {tied}: gradient {err} (scale {scale})"
+            );
+        }
     }
 }

@@ -34,6 +34,39 @@ pub fn masked_softmax<B: Backend, const D: usize>(
     surrogate.clone() - surrogate.detach() + probs
 }
 
+/// `softmax(masked(scores)) · v` for f32 `scores: [.., s, t]` and `v: [.., t, d]`, the
+/// probabilities rounded to `v`'s dtype before the product (as transformers' eager attention
+/// casts them to the query's dtype), the product in f32 rounded once to `v`'s dtype: the value
+/// a bf16 matmul gives.
+///
+/// Under autodiff the graph keeps the rounded probabilities once, in f32 (4 bytes a score),
+/// and an f32 copy of `v`; the composite (softmax, cast, matmul) keeps the f32 probabilities,
+/// their copy in `v`'s dtype and `v`: 6 bytes a score with a bf16 `v`. The value `p · v` is
+/// differentiated directly with respect to `v` (the product keeps `p`); the scores get their
+/// gradient through `s(x) · v − detach(·)`, `s` the softmax's surrogate at `p`, which is
+/// exactly zero in the forward pass. The softmax's Jacobian is taken at the rounded
+/// probabilities: within one rounding of the probabilities' gradient, which the composite
+/// rounds to `v`'s dtype anyway.
+pub fn softmax_times_v<B: Backend, const D: usize>(
+    scores: Tensor<B, D>,
+    masked: impl FnOnce(Tensor<B, D>) -> Tensor<B, D>,
+    v: Tensor<B, D>,
+) -> Tensor<B, D> {
+    let last = D - 1;
+    let dtype = FloatDType::from(v.dtype());
+    if !B::ad_enabled(&scores.device()) {
+        return softmax(masked(scores), last).cast(dtype).matmul(v);
+    }
+    let probs = softmax(masked(scores.clone().detach()), last)
+        .cast(dtype)
+        .cast(FloatDType::F32);
+    let v = v.cast(FloatDType::F32);
+    let mean = (probs.clone() * scores.clone()).sum_dim(last);
+    let surrogate = (probs.clone() * (scores - mean)).matmul(v.clone().detach());
+    let value = probs.matmul(v);
+    (surrogate.clone() - surrogate.detach() + value).cast(dtype)
+}
+
 /// The gated MLP activations of the Llama family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GateActivation {
@@ -126,6 +159,43 @@ mod tests {
         y.into_data().assert_eq(&y_ref.into_data(), true);
         dx.into_data()
             .assert_approx_eq::<f32>(&dx_ref.into_data(), Tolerance::absolute(1e-6));
+    }
+
+    /// Bit for bit the composite's value (softmax, cast, matmul) in bf16 and f32; gradients
+    /// within the bf16 rounding of the probabilities (bf16) or 1e-5 (f32).
+    #[test]
+    fn softmax_times_v_matches_the_composite() {
+        let x = random([2, 5, 7], 2.0);
+        let v = random([2, 7, 3], 1.0);
+        let weights = random([2, 5, 3], 1.0);
+        let mask = random([2, 5, 7], 1.0).greater_elem(0.8);
+        for dtype in [FloatDType::BF16, FloatDType::F32] {
+            let run = |lean: bool| {
+                let x = x.clone().require_grad();
+                let v = v.clone().cast(dtype).require_grad();
+                let fill = |s: Tensor<B, 3>| s.mask_fill(mask.clone(), f32::NEG_INFINITY);
+                let y = if lean {
+                    softmax_times_v(x.clone(), fill, v.clone())
+                } else {
+                    softmax(fill(x.clone()), 2).cast(dtype).matmul(v.clone())
+                };
+                let loss = (y.clone().cast(FloatDType::F32) * weights.clone()).sum();
+                let grads = loss.backward();
+                let dv = v.grad(&grads).unwrap().cast(FloatDType::F32);
+                (y.inner(), x.grad(&grads).unwrap(), dv)
+            };
+            let ((y, dx, dv), (y_ref, dx_ref, dv_ref)) = (run(true), run(false));
+            y.into_data().assert_eq(&y_ref.into_data(), true);
+            let tol = if dtype == FloatDType::F32 {
+                Tolerance::absolute(1e-5)
+            } else {
+                Tolerance::absolute(2e-2)
+            };
+            dx.into_data()
+                .assert_approx_eq::<f32>(&dx_ref.into_data(), tol);
+            dv.into_data()
+                .assert_approx_eq::<f32>(&dv_ref.into_data(), tol);
+        }
     }
 
     #[test]

@@ -101,6 +101,9 @@ pub fn check_recipe(recipe: &Recipe, model_config: Option<&Path>) -> Result<Chec
         .map(|(_, params)| params)
         .sum();
     check_lengths(recipe, &skeleton)?;
+    if recipe.model.gradient_checkpointing {
+        recipe.recomputed_layers(skeleton.num_layers)?;
+    }
 
     let mut report = CheckReport {
         total_params: skeleton.total_params() + adapter_params + frozen_adapter_params,

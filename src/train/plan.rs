@@ -15,7 +15,7 @@
 //! ([`COEFFICIENTS_SOURCE`]);
 //! with `gradient_checkpointing` only each layer's input is kept, plus the larger of the head's
 //! graph and one layer's graph with its scores' gradients (they are back-propagated one after
-//! the other).
+//! the other); with `recomputed_layers`, the graphs of the layers above them are kept too.
 //!
 //! The estimate is for the longest batch the recipe allows (`max_prompt_length +
 //! max_response_length` tokens per row, or `max_prompt_length` for classification); batches are
@@ -32,6 +32,7 @@ use crate::Result;
 use crate::backend::DeviceKind;
 use crate::data::{GlueTask, load_glue_with, load_training_rows};
 use crate::model::Precision;
+use crate::model::decoder::HEAD_CHUNK_ELEMENTS;
 use crate::model::precision::dtype_name;
 
 /// Where the activation coefficients come from.
@@ -59,33 +60,33 @@ impl ActivationCoefficients {
     /// graph keeps per token and layer (with SORSA-style adapters on every linear layer):
     /// - f32: the two norms' inputs and outputs, q, k, v and the attention output (8 × 4 B per
     ///   unit of hidden size); the gated activation's two coefficients and the down
-    ///   projection's input (3 × 4 B per unit of MLP width); the probabilities, kept once by
-    ///   the softmax and once by the product with V (2 × 4 B per score);
+    ///   projection's input (3 × 4 B per unit of MLP width); the probabilities, kept once for
+    ///   the softmax and the product with V (4 B per score);
     /// - bf16: the norms' f32 inputs, one shared f32 input copy per group of adapters (q/k/v,
-    ///   o, gate/up), q, k, v in bf16 (26 B per unit of hidden size); the activation's two
-    ///   bf16 coefficients and the down adapter's f32 input (8 B per unit of MLP width); f32
-    ///   probabilities for the softmax and bf16 ones for V (6 B per score);
+    ///   o, gate/up), q and k in bf16 and v in f32 (28 B per unit of hidden size); the
+    ///   activation's two bf16 coefficients and the down adapter's f32 input (8 B per unit of
+    ///   MLP width); the f32 probabilities (4 B per score);
     /// - the rank-wide intermediates (2 × 4 B per unit of rank per adapted layer);
     /// - per logit, the loss gradient the graph keeps and the loss's transient buffers,
     ///   measured: 9.7 B (f32) and 10.9 B (bf16) from `bench train` at vocabulary 8000 and
     ///   32000.
     ///
-    /// Checked against `bench train` activation peaks (README, "Precision and memory"): from
-    /// −6 % to +9 % at hidden 1024 (6 layers, seq 512 and 1024), within 3 % at the 1B shape
-    /// (hidden 2048, 16 layers, seq 512).
+    /// Checked against `bench train` activation peaks (README, "Precision and memory") at the
+    /// 1B shape (hidden 2048, 16 layers, bf16, seq 1024): +0.3 % without checkpointing, +2 %
+    /// with 12 of 16 layers recomputed.
     pub fn for_dtype(dtype: FloatDType) -> Self {
         match dtype {
             FloatDType::BF16 | FloatDType::F16 => Self {
-                hidden: 26.0,
+                hidden: 28.0,
                 intermediate: 8.0,
-                score: 6.0,
+                score: 4.0,
                 rank: 8.0,
                 vocab: 10.9,
             },
             _ => Self {
                 hidden: 32.0,
                 intermediate: 12.0,
-                score: 8.0,
+                score: 4.0,
                 rank: 8.0,
                 vocab: 9.7,
             },
@@ -103,6 +104,9 @@ pub struct MemoryPlan {
     pub batch: usize,
     pub seq: usize,
     pub gradient_checkpointing: bool,
+    /// With checkpointing: the layers recomputed (the first ones) and the model's layer count.
+    pub recomputed_layers: usize,
+    pub layers: usize,
     pub base: u64,
     pub adapters: u64,
     pub gradients: u64,
@@ -168,23 +172,38 @@ impl MemoryPlan {
             tokens * c.vocab * s.vocab_size as f64
         };
         if e != 4 && device(recipe) == Some(DeviceKind::Cpu) {
-            // burn-flex multiplies a bf16/f16 weight as an f32 copy: a transient as large as
-            // the largest frozen weight (the LM head), one at a time.
+            // burn-flex multiplies a bf16/f16 weight through an f32 copy of it (and in the
+            // backward pass a contiguous copy of its transpose): 6 bytes per element of the
+            // largest weight multiplied at once, one at a time. The LM head goes in chunks.
             let largest = s
                 .linears
                 .iter()
-                .map(|l| l.out_features * l.in_features)
+                .map(|l| {
+                    let size = l.out_features * l.in_features;
+                    if l.is_head {
+                        size.min(HEAD_CHUNK_ELEMENTS)
+                    } else {
+                        size
+                    }
+                })
                 .max()
                 .unwrap_or(0);
-            head += 4.0 * largest as f64;
+            head += 6.0 * largest as f64;
         }
+        let recomputed_layers = if recipe.model.gradient_checkpointing {
+            recipe.recomputed_layers(s.num_layers)?
+        } else {
+            0
+        };
         let activations = if recipe.model.gradient_checkpointing {
-            // Each layer's input throughout; the head's graph is back-propagated and freed
-            // before the first layer is recomputed, so the two phases peak separately.
-            let inputs = tokens * (s.num_layers * s.hidden_size) as f64 * e as f64;
-            // A recomputed layer's backward also holds the gradients of its attention scores
-            // (about as many bytes per score as the graph keeps for them).
-            inputs + (layer + scores).max(head)
+            // Each recomputed layer's input throughout, and the graphs of the layers kept
+            // above them until their backward. The head's graph is back-propagated and freed
+            // before the first layer is recomputed, so the phases peak separately.
+            let inputs = tokens * (recomputed_layers * s.hidden_size) as f64 * e as f64;
+            let kept = (s.num_layers - recomputed_layers) as f64 * layer;
+            // A layer's backward also holds the gradients of its attention scores (about as
+            // many bytes per score as the graph keeps for them).
+            inputs + (kept + head.max(scores)).max(layer + scores)
         } else {
             // The backward pass of the layer being differentiated also holds the gradients of
             // its scores.
@@ -210,6 +229,8 @@ impl MemoryPlan {
             batch,
             seq,
             gradient_checkpointing: recipe.model.gradient_checkpointing,
+            recomputed_layers,
+            layers: s.num_layers,
             base,
             adapters,
             gradients: trainable,
@@ -302,10 +323,15 @@ impl fmt::Display for MemoryPlan {
             dtype_name(self.base_dtype),
             self.batch,
             self.seq,
-            if self.gradient_checkpointing {
-                "on"
+            if !self.gradient_checkpointing {
+                "off".to_string()
+            } else if self.recomputed_layers < self.layers {
+                format!(
+                    "on ({} of {} layers recomputed)",
+                    self.recomputed_layers, self.layers
+                )
             } else {
-                "off"
+                "on".to_string()
             }
         )?;
         let rows = [

@@ -49,6 +49,11 @@ pub struct ModelSection {
     /// memory for about one extra forward pass.
     #[serde(default)]
     pub gradient_checkpointing: bool,
+    /// With `gradient_checkpointing`: recompute only the first N decoder layers and keep the
+    /// activations of the others (Megatron-LM's `--recompute-num-layers`), for less extra
+    /// compute at one layer's activations each. Default: every layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recomputed_layers: Option<usize>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -222,6 +227,20 @@ impl Recipe {
         toml::to_string_pretty(self).expect("a recipe serialises")
     }
 
+    /// How many decoder layers the backward pass recomputes for a model of `layers` layers:
+    /// `model.recomputed_layers`, every layer by default; an error when it exceeds `layers`.
+    pub fn recomputed_layers(&self, layers: usize) -> Result<usize> {
+        match self.model.recomputed_layers {
+            Some(n) if n > layers => Err(Error::invalid(
+                "model.recomputed_layers",
+                n,
+                format!("the model has {layers} decoder layers"),
+            )),
+            Some(n) => Ok(n),
+            None => Ok(layers),
+        }
+    }
+
     pub fn validate(&self) -> Result<()> {
         self.adapter.validate()?;
         let o = &self.optim;
@@ -308,6 +327,20 @@ impl Recipe {
             "must be at least 1",
         )?;
         self.run.device.parse::<crate::backend::DeviceKind>()?;
+        if let Some(n) = self.model.recomputed_layers {
+            check(
+                self.model.gradient_checkpointing,
+                "model.recomputed_layers",
+                n.to_string(),
+                "needs model.gradient_checkpointing = true",
+            )?;
+            check(
+                n > 0,
+                "model.recomputed_layers",
+                n.to_string(),
+                "must be at least 1 (set model.gradient_checkpointing = false to recompute none)",
+            )?;
+        }
         if self.model.gradient_checkpointing && self.data.task.is_some() {
             return Err(Error::invalid(
                 "model.gradient_checkpointing",

@@ -11,18 +11,25 @@
 //! product with the upstream gradient `g`. The backend's random stream is reseeded per layer
 //! (from the micro-batch's seed) in both passes, so adapter dropout draws the same masks when a
 //! layer is recomputed.
+//!
+//! Like Megatron-LM's `--recompute-num-layers`, the recomputation can stop short of the top:
+//! with `recomputed < layers`, the first `recomputed` layers are recomputed and the others keep
+//! their graph from the forward pass, trading memory (one layer's graph each) for time (one
+//! layer's forward each).
 
-use burn::module::Module;
+use burn::module::{AutodiffModule, Module};
 use burn::optim::{GradientsAccumulator, GradientsParams};
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Int, Tensor};
 
+use crate::adapter::HasAdapters;
 use crate::model::decoder::{Decoder, arange_positions};
 use crate::model::loss::causal_lm_loss;
 
 /// The causal-LM loss of a right-padded batch divided by `divisor` (the gradient-accumulation
 /// steps), and its gradients, with per-layer recomputation. `seed` fixes the dropout masks of
-/// this micro-batch. Returns the (divided) loss value.
+/// this micro-batch; the first `recomputed` layers (all when it is at least their number) are
+/// recomputed, the others keep their graph. Returns the (divided) loss value.
 pub fn causal_lm_gradients<B: AutodiffBackend>(
     model: &Decoder<B>,
     input_ids: Tensor<B, 2, Int>,
@@ -30,22 +37,54 @@ pub fn causal_lm_gradients<B: AutodiffBackend>(
     labels: Tensor<B, 2, Int>,
     divisor: f64,
     seed: u64,
+    recomputed: usize,
 ) -> (f64, GradientsParams) {
     let device = input_ids.device();
     let positions = arange_positions::<B>(input_ids.dims(), &device);
     let mut accumulator = GradientsAccumulator::<Decoder<B>>::new();
 
-    // Forward without a graph (the same modules with gradients off), keeping layer inputs.
-    let untracked = model.clone().no_grad();
-    let mut x = untracked.embed(input_ids.clone());
-    let context = untracked.layer_context(Some(attention_mask), positions, 0, x.dtype());
-    let mut inputs = Vec::with_capacity(untracked.layers.len());
-    for (index, layer) in untracked.layers.iter().enumerate() {
+    // Forward without a graph, keeping layer inputs. Without adapter dropout it runs on the
+    // inner backend: no autodiff bookkeeping, and the lean ops take their plain (inference)
+    // path instead of building surrogates nobody differentiates. Dropout draws masks only under
+    // autodiff, so a model with dropout runs the same modules with gradients off instead.
+    let dropout = model
+        .adapted_layers()
+        .iter()
+        .any(|l| l.adapter.dropout() > 0.0);
+    let (mut inputs, x) = if dropout {
+        let untracked = model.clone().no_grad();
+        layer_inputs(
+            &untracked,
+            input_ids.clone(),
+            attention_mask.clone(),
+            positions.clone(),
+            seed,
+            recomputed,
+        )
+    } else {
+        let (inputs, x) = layer_inputs(
+            &model.valid(),
+            input_ids.clone().inner(),
+            attention_mask.clone().inner(),
+            positions.clone().inner(),
+            seed,
+            recomputed,
+        );
+        let inputs = inputs.into_iter().map(Tensor::from_inner).collect();
+        (inputs, Tensor::from_inner(x))
+    };
+    let context = model.layer_context(Some(attention_mask), positions, 0, x.dtype());
+
+    // The layers above the recomputed ones, each with its graph from a leaf input of its own.
+    let mut x = x;
+    let mut kept = Vec::new();
+    for (index, layer) in model.layers.iter().enumerate().skip(inputs.len()) {
         B::seed(&device, layer_seed(seed, index));
-        inputs.push(x.clone());
-        x = layer.forward(x, &context, index, None, &untracked.shared);
+        let input = x.require_grad();
+        let output = layer.forward(input.clone(), &context, index, None, &model.shared);
+        x = output.clone().detach();
+        kept.push((input, output));
     }
-    drop(untracked);
 
     // Head and loss, with their graph.
     let top = x.require_grad();
@@ -58,11 +97,17 @@ pub fn causal_lm_gradients<B: AutodiffBackend>(
         .expect("the head's input is a tracked leaf");
     accumulator.accumulate(model, GradientsParams::from_grads(grads, model));
 
-    // Layers, last to first: recompute, back-propagate `upstream`, free the graph.
-    for (index, layer) in model.layers.iter().enumerate().rev() {
+    // Layers, last to first: the kept graphs, then the recomputed layers (recompute,
+    // back-propagate `upstream`, free the graph).
+    let recomputed_layers = model.layers.iter().enumerate().take(inputs.len()).rev();
+    let kept = kept.into_iter().rev();
+    let recomputed = recomputed_layers.map(|(index, layer)| {
         let input = inputs.pop().expect("one input per layer").require_grad();
         B::seed(&device, layer_seed(seed, index));
         let output = layer.forward(input.clone(), &context, index, None, &model.shared);
+        (input, output)
+    });
+    for (input, output) in kept.chain(recomputed) {
         let grads = (output * Tensor::from_inner(upstream)).sum().backward();
         upstream = input
             .grad(&grads)
@@ -77,6 +122,28 @@ pub fn causal_lm_gradients<B: AutodiffBackend>(
         accumulator.accumulate(model, GradientsParams::from_grads(grads, model));
     }
     (value, accumulator.grads())
+}
+
+/// The input of each of the first `count` layers and the output of the last of them, without a
+/// graph. Each layer's dropout stream is seeded as in the recomputation.
+fn layer_inputs<C: Backend>(
+    model: &Decoder<C>,
+    input_ids: Tensor<C, 2, Int>,
+    attention_mask: Tensor<C, 2, Int>,
+    positions: Tensor<C, 2, Int>,
+    seed: u64,
+    count: usize,
+) -> (Vec<Tensor<C, 3>>, Tensor<C, 3>) {
+    let device = input_ids.device();
+    let mut x = model.embed(input_ids);
+    let context = model.layer_context(Some(attention_mask), positions, 0, x.dtype());
+    let mut inputs = Vec::with_capacity(count.min(model.layers.len()));
+    for (index, layer) in model.layers.iter().enumerate().take(count) {
+        C::seed(&device, layer_seed(seed, index));
+        inputs.push(x.clone());
+        x = layer.forward(x, &context, index, None, &model.shared);
+    }
+    (inputs, x)
 }
 
 /// The dropout seed of layer `index` in a micro-batch seeded `seed` (SplitMix64 mixing, so

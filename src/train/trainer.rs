@@ -245,6 +245,7 @@ pub fn train_model<B: AutodiffBackend>(
             "training needs a causal LM (decoder)",
         )
     })?;
+    let recomputed_layers = recipe.recomputed_layers(model.layers.len())?;
     let tokenizer = tokenizer_for(&recipe.model.path, recipe.model.tokenizer.as_deref())?;
     let pad = model
         .config
@@ -371,6 +372,7 @@ pub fn train_model<B: AutodiffBackend>(
                     batch.labels,
                     divisor,
                     seed,
+                    recomputed_layers,
                 );
                 let value = Tensor::<B::InnerBackend, 1>::from_floats([value as f32], device);
                 (value, grads)

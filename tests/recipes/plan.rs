@@ -109,4 +109,44 @@ fn plan_for_the_published_7b_recipe() {
     let text = checkpointed.to_string();
     assert!(text.contains("device peak"), "{text}");
     assert!(text.contains("activation checkpointing on"), "{text}");
+
+    // Recomputing 24 of the 32 layers keeps the other 8 layers' graphs: in between.
+    let partial = plan_with(&[
+        "model.gradient_checkpointing=true",
+        "model.recomputed_layers=24",
+    ]);
+    assert!(
+        checkpointed.activations < partial.activations && partial.activations < bf16.activations,
+        "{} < {} < {}",
+        checkpointed.activations,
+        partial.activations,
+        bf16.activations
+    );
+    let text = partial.to_string();
+    assert!(text.contains("on (24 of 32 layers recomputed)"), "{text}");
+
+    // More layers than the model has, or the setting without checkpointing: refused by name.
+    let recipe = |sets: &[&str]| {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        Recipe::load(Some(&path), &sets)
+            .and_then(|recipe| {
+                let arch = architecture_of(&recipe.model.path);
+                MemoryPlan::of(&recipe, Some(&arch))
+            })
+            .unwrap_err()
+            .to_string()
+    };
+    let err = recipe(&[
+        "model.gradient_checkpointing=true",
+        "model.recomputed_layers=33",
+    ]);
+    assert!(
+        err.contains("model.recomputed_layers") && err.contains("32 decoder layers"),
+        "{err}"
+    );
+    let err = recipe(&["model.recomputed_layers=8"]);
+    assert!(
+        err.contains("model.recomputed_layers") && err.contains("gradient_checkpointing"),
+        "{err}"
+    );
 }

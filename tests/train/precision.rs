@@ -168,37 +168,48 @@ fn layer_recompute_gives_the_gradients_of_the_plain_backward() {
         let loss = causal_lm_loss(logits, labels.clone());
         let plain_loss: f64 = loss.clone().into_scalar().elem();
         let plain = GradientsParams::from_grads(loss.backward(), &model);
-        let (loss, recomputed) =
-            causal_lm_gradients(&model, ids.clone(), mask.clone(), labels.clone(), 1.0, 7);
-        assert!(
-            (loss - plain_loss).abs() < 1e-6,
-            "{precision}: {loss} vs {plain_loss}"
-        );
-
-        // Exactly the trainable parameters get a gradient, in f32; frozen bf16 weights none.
-        assert_eq!(plain.len(), trainable.0.len(), "{precision}");
-        assert_eq!(recomputed.len(), trainable.0.len(), "{precision}");
-        let tolerance = if precision == Precision::F32 {
-            1e-5
-        } else {
-            2e-2
-        };
-        for (id, _, rank) in &trainable.0 {
-            let flat = |g: &GradientsParams| -> Tensor<Cpu, 1> {
-                let missing = "a gradient for every trainable parameter";
-                match rank {
-                    2 => g.get::<Cpu, 2>(*id).expect(missing).flatten(0, 1),
-                    _ => g.get::<Cpu, 1>(*id).expect(missing),
-                }
-            };
-            let (a, b) = (flat(&plain), flat(&recomputed));
-            assert_eq!(a.dtype(), DType::F32);
-            let scale: f64 = a.clone().abs().max().into_scalar().elem();
-            let err: f64 = (a - b).abs().max().into_scalar().elem();
-            assert!(
-                err <= tolerance * scale.max(1e-6),
-                "{precision}: gradient differs by {err:e} (scale {scale:e})"
+        // Every layer recomputed, and the first two only (the others keep their graph).
+        let layers = model.layers.len();
+        for recomputed_layers in [layers, 2] {
+            let (loss, recomputed) = causal_lm_gradients(
+                &model,
+                ids.clone(),
+                mask.clone(),
+                labels.clone(),
+                1.0,
+                7,
+                recomputed_layers,
             );
+            assert!(
+                (loss - plain_loss).abs() < 1e-6,
+                "{precision}, {recomputed_layers} recomputed: {loss} vs {plain_loss}"
+            );
+
+            // Exactly the trainable parameters get a gradient, in f32; frozen bf16 weights none.
+            assert_eq!(plain.len(), trainable.0.len(), "{precision}");
+            assert_eq!(recomputed.len(), trainable.0.len(), "{precision}");
+            let tolerance = if precision == Precision::F32 {
+                1e-5
+            } else {
+                2e-2
+            };
+            for (id, _, rank) in &trainable.0 {
+                let flat = |g: &GradientsParams| -> Tensor<Cpu, 1> {
+                    let missing = "a gradient for every trainable parameter";
+                    match rank {
+                        2 => g.get::<Cpu, 2>(*id).expect(missing).flatten(0, 1),
+                        _ => g.get::<Cpu, 1>(*id).expect(missing),
+                    }
+                };
+                let (a, b) = (flat(&plain), flat(&recomputed));
+                assert_eq!(a.dtype(), DType::F32);
+                let scale: f64 = a.clone().abs().max().into_scalar().elem();
+                let err: f64 = (a - b).abs().max().into_scalar().elem();
+                assert!(
+                    err <= tolerance * scale.max(1e-6),
+                    "{precision}, {recomputed_layers} recomputed: gradient differs by {err:e} (scale {scale:e})"
+                );
+            }
         }
     }
 }
