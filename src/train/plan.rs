@@ -68,7 +68,7 @@ impl ActivationCoefficients {
     ///   MLP width); the f32 probabilities (4 B per score);
     /// - the rank-wide intermediates (2 × 4 B per unit of rank per adapted layer);
     /// - per logit, the loss gradient the graph keeps and the loss's transient buffers,
-    ///   measured: 9.7 B (f32) and 10.9 B (bf16) from `bench train` at vocabulary 8000 and
+    ///   measured: 9.7 B (f32) and 8.4 B (bf16) from `bench train` at vocabulary 8000 and
     ///   32000.
     ///
     /// Checked against `bench train` activation peaks (README, "Precision and memory") at the
@@ -81,7 +81,7 @@ impl ActivationCoefficients {
                 intermediate: 8.0,
                 score: 4.0,
                 rank: 8.0,
-                vocab: 10.9,
+                vocab: 8.4,
             },
             _ => Self {
                 hidden: 32.0,
