@@ -75,9 +75,8 @@ pub fn grouped_attention<B: Backend>(
     let out = if B::ad_enabled(&q.device()) || dtype != DType::F32 {
         // Under autodiff Burn runs `attention` as its generic fallback, whose softmax also
         // differentiates through the row maximum; the composed form keeps the backward to the
-        // two matmuls and one softmax. A bf16/f16 model takes it
-        // too: scores in the hidden dtype, the masked softmax in f32, as transformers' eager
-        // attention.
+        // two matmuls and one softmax. A bf16/f16 model takes it too: scores in the hidden
+        // dtype, the masked softmax in f32, as transformers' eager attention.
         let scores = q
             .matmul(k.swap_dims(2, 3))
             .mul_scalar(1.0 / (d as f64).sqrt())

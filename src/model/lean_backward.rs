@@ -28,10 +28,19 @@ pub fn masked_softmax<B: Backend, const D: usize>(
         return softmax(masked(scores), last);
     }
     let probs = softmax(masked(scores.clone().detach()), last);
-    // Unmasked scores are finite, so masked positions contribute 0 · x = 0 to the sum.
-    let mean = (probs.clone() * scores.clone()).sum_dim(last);
-    let surrogate = probs.clone() * (scores - mean);
+    let surrogate = softmax_surrogate(probs.clone(), scores);
     surrogate.clone() - surrogate.detach() + probs
+}
+
+/// `p ⊙ (x − Σ p ⊙ x)` over the last axis: linear in the scores `x`, with the softmax's
+/// Jacobian `diag(p) − p pᵀ` at the probabilities `p` (a constant); its graph keeps `p`.
+fn softmax_surrogate<B: Backend, const D: usize>(
+    probs: Tensor<B, D>,
+    scores: Tensor<B, D>,
+) -> Tensor<B, D> {
+    // Unmasked scores are finite, so masked positions contribute 0 · x = 0 to the sum.
+    let mean = (probs.clone() * scores.clone()).sum_dim(D - 1);
+    probs * (scores - mean)
 }
 
 /// `softmax(masked(scores)) · v` for f32 `scores: [.., s, t]` and `v: [.., t, d]`, the
@@ -61,8 +70,7 @@ pub fn softmax_times_v<B: Backend, const D: usize>(
         .cast(dtype)
         .cast(FloatDType::F32);
     let v = v.cast(FloatDType::F32);
-    let mean = (probs.clone() * scores.clone()).sum_dim(last);
-    let surrogate = (probs.clone() * (scores - mean)).matmul(v.clone().detach());
+    let surrogate = softmax_surrogate(probs.clone(), scores).matmul(v.clone().detach());
     let value = probs.matmul(v);
     (surrogate.clone() - surrogate.detach() + value).cast(dtype)
 }

@@ -104,9 +104,8 @@ pub struct MemoryPlan {
     pub batch: usize,
     pub seq: usize,
     pub gradient_checkpointing: bool,
-    /// With checkpointing: the layers recomputed (the first ones) and the model's layer count.
+    /// With checkpointing: the layers recomputed (the first ones).
     pub recomputed_layers: usize,
-    pub layers: usize,
     pub base: u64,
     pub adapters: u64,
     pub gradients: u64,
@@ -230,7 +229,6 @@ impl MemoryPlan {
             seq,
             gradient_checkpointing: recipe.model.gradient_checkpointing,
             recomputed_layers,
-            layers: s.num_layers,
             base,
             adapters,
             gradients: trainable,
@@ -325,10 +323,10 @@ impl fmt::Display for MemoryPlan {
             self.seq,
             if !self.gradient_checkpointing {
                 "off".to_string()
-            } else if self.recomputed_layers < self.layers {
+            } else if self.recomputed_layers < self.check.skeleton.num_layers {
                 format!(
                     "on ({} of {} layers recomputed)",
-                    self.recomputed_layers, self.layers
+                    self.recomputed_layers, self.check.skeleton.num_layers
                 )
             } else {
                 "on".to_string()

@@ -51,7 +51,7 @@ pub fn causal_lm_gradients<B: AutodiffBackend>(
         .adapted_layers()
         .iter()
         .any(|l| l.adapter.dropout() > 0.0);
-    let (mut inputs, x) = if dropout {
+    let (mut inputs, mut x) = if dropout {
         let untracked = model.clone().no_grad();
         layer_inputs(
             &untracked,
@@ -76,7 +76,6 @@ pub fn causal_lm_gradients<B: AutodiffBackend>(
     let context = model.layer_context(Some(attention_mask), positions, 0, x.dtype());
 
     // The layers above the recomputed ones, each with its graph from a leaf input of its own.
-    let mut x = x;
     let mut kept = Vec::new();
     for (index, layer) in model.layers.iter().enumerate().skip(inputs.len()) {
         B::seed(&device, layer_seed(seed, index));
