@@ -8,7 +8,7 @@
 
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, DType, FloatDType, Int, Tensor, backend::Backend};
+use burn::tensor::{Bool, DType, Int, Tensor, backend::Backend};
 
 use super::lean_backward::softmax_times_v;
 
@@ -79,9 +79,8 @@ pub fn grouped_attention<B: Backend>(
         // dtype, the masked softmax in f32, as transformers' eager attention.
         let scores = q
             .matmul(k.swap_dims(2, 3))
-            .mul_scalar(1.0 / (d as f64).sqrt())
-            .cast(FloatDType::F32);
-        // The probabilities (rounded to the hidden dtype for V) are kept once, in f32.
+            .mul_scalar(1.0 / (d as f64).sqrt());
+        // The probabilities are kept once, in the hidden dtype.
         softmax_times_v(scores, |s| s.mask_fill(mask, f32::NEG_INFINITY), v)
     } else {
         // Scale 1/√d (the default) and a boolean mask keep cubecl on its flash kernel.

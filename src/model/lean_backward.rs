@@ -43,19 +43,20 @@ fn softmax_surrogate<B: Backend, const D: usize>(
     probs * (scores - mean)
 }
 
-/// `softmax(masked(scores)) · v` for f32 `scores: [.., s, t]` and `v: [.., t, d]`, the
-/// probabilities rounded to `v`'s dtype before the product (as transformers' eager attention
-/// casts them to the query's dtype), the product in f32 rounded once to `v`'s dtype: the value
-/// a bf16 matmul gives.
+/// `softmax(masked(scores)) · v` for `scores: [.., s, t]` and `v: [.., t, d]` in the hidden
+/// dtype, as transformers' eager attention computes it: the masked softmax in f32, the
+/// probabilities rounded to `v`'s dtype, the product accumulated in f32 and rounded once.
 ///
-/// Under autodiff the graph keeps the rounded probabilities once, in f32 (4 bytes a score),
-/// and an f32 copy of `v`; the composite (softmax, cast, matmul) keeps the f32 probabilities,
-/// their copy in `v`'s dtype and `v`: 6 bytes a score with a bf16 `v`. The value `p · v` is
+/// Under autodiff the graph keeps the rounded probabilities once, in `v`'s dtype (2 bytes a
+/// score with a bf16 `v`), and `v` itself; the composite (softmax, cast, matmul) keeps the
+/// f32 probabilities and their copy in `v`'s dtype: 6 bytes a score. The value `p · v` is
 /// differentiated directly with respect to `v` (the product keeps `p`); the scores get their
 /// gradient through `s(x) · v − detach(·)`, `s` the softmax's surrogate at `p`, which is
-/// exactly zero in the forward pass. The softmax's Jacobian is taken at the rounded
-/// probabilities: within one rounding of the probabilities' gradient, which the composite
-/// rounds to `v`'s dtype anyway.
+/// exactly zero in the forward pass. With a half-precision `v` the surrogate's backward runs
+/// in that dtype: the probabilities' gradient `dO · vᵀ` is rounded to it as in the composite
+/// (whose `dP` is a bf16 matmul's output), and the softmax's Jacobian is applied in it, within
+/// a few roundings of the composite's f32 Jacobian, whose result the product `q · kᵀ`
+/// rounds to the hidden dtype anyway.
 pub fn softmax_times_v<B: Backend, const D: usize>(
     scores: Tensor<B, D>,
     masked: impl FnOnce(Tensor<B, D>) -> Tensor<B, D>,
@@ -63,16 +64,15 @@ pub fn softmax_times_v<B: Backend, const D: usize>(
 ) -> Tensor<B, D> {
     let last = D - 1;
     let dtype = FloatDType::from(v.dtype());
+    let probs =
+        |scores: Tensor<B, D>| softmax(masked(scores.cast(FloatDType::F32)), last).cast(dtype);
     if !B::ad_enabled(&scores.device()) {
-        return softmax(masked(scores), last).cast(dtype).matmul(v);
+        return probs(scores).matmul(v);
     }
-    let probs = softmax(masked(scores.clone().detach()), last)
-        .cast(dtype)
-        .cast(FloatDType::F32);
-    let v = v.cast(FloatDType::F32);
-    let surrogate = softmax_surrogate(probs.clone(), scores).matmul(v.clone().detach());
+    let probs = probs(scores.clone().detach());
+    let surrogate = softmax_surrogate(probs.clone(), scores.cast(dtype)).matmul(v.clone().detach());
     let value = probs.matmul(v);
-    (surrogate.clone() - surrogate.detach() + value).cast(dtype)
+    surrogate.clone() - surrogate.detach() + value
 }
 
 /// The gated MLP activations of the Llama family.
@@ -179,18 +179,21 @@ mod tests {
         let mask = random([2, 5, 7], 1.0).greater_elem(0.8);
         for dtype in [FloatDType::BF16, FloatDType::F32] {
             let run = |lean: bool| {
-                let x = x.clone().require_grad();
+                // The scores in the hidden dtype, as attention computes them.
+                let x = x.clone().cast(dtype).require_grad();
                 let v = v.clone().cast(dtype).require_grad();
                 let fill = |s: Tensor<B, 3>| s.mask_fill(mask.clone(), f32::NEG_INFINITY);
                 let y = if lean {
                     softmax_times_v(x.clone(), fill, v.clone())
                 } else {
-                    softmax(fill(x.clone()), 2).cast(dtype).matmul(v.clone())
+                    let x = x.clone().cast(FloatDType::F32);
+                    softmax(fill(x), 2).cast(dtype).matmul(v.clone())
                 };
                 let loss = (y.clone().cast(FloatDType::F32) * weights.clone()).sum();
                 let grads = loss.backward();
                 let dv = v.grad(&grads).unwrap().cast(FloatDType::F32);
-                (y.inner(), x.grad(&grads).unwrap(), dv)
+                let dx = x.grad(&grads).unwrap().cast(FloatDType::F32);
+                (y.inner(), dx, dv)
             };
             let ((y, dx, dv), (y_ref, dx_ref, dv_ref)) = (run(true), run(false));
             y.into_data().assert_eq(&y_ref.into_data(), true);
