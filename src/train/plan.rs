@@ -63,9 +63,9 @@ impl ActivationCoefficients {
     ///   projection's input (3 × 4 B per unit of MLP width); the probabilities, kept once for
     ///   the softmax and the product with V (4 B per score);
     /// - bf16: the norms' f32 inputs, one shared f32 input copy per group of adapters (q/k/v,
-    ///   o, gate/up), q and k in bf16 and v in f32 (28 B per unit of hidden size); the
-    ///   activation's two bf16 coefficients and the down adapter's f32 input (8 B per unit of
-    ///   MLP width); the f32 probabilities (4 B per score);
+    ///   o, gate/up), q, k and v in bf16 (26 B per unit of hidden size); the activation's two
+    ///   bf16 coefficients and the down adapter's f32 input (8 B per unit of MLP width); the
+    ///   probabilities rounded to bf16 (2 B per score);
     /// - the rank-wide intermediates (2 × 4 B per unit of rank per adapted layer);
     /// - per logit, the loss gradient the graph keeps and the loss's transient buffers,
     ///   measured: 9.7 B (f32) and 8.4 B (bf16) from `bench train` at vocabulary 8000 and
@@ -77,9 +77,9 @@ impl ActivationCoefficients {
     pub fn for_dtype(dtype: FloatDType) -> Self {
         match dtype {
             FloatDType::BF16 | FloatDType::F16 => Self {
-                hidden: 28.0,
+                hidden: 26.0,
                 intermediate: 8.0,
-                score: 4.0,
+                score: 2.0,
                 rank: 8.0,
                 vocab: 8.4,
             },
