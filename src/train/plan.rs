@@ -72,8 +72,8 @@ impl ActivationCoefficients {
     ///   32000.
     ///
     /// Checked against `bench train` activation peaks (README, "Precision and memory") at the
-    /// 1B shape (hidden 2048, 16 layers, bf16, seq 1024): +0.3 % without checkpointing, +2 %
-    /// with 12 of 16 layers recomputed.
+    /// 1B shape (hidden 2048, 16 layers, bf16, seq 1024): -0.7 % without checkpointing, -0.7 %
+    /// with 12 of 16 layers recomputed, +1.0 % with 13.
     pub fn for_dtype(dtype: FloatDType) -> Self {
         match dtype {
             FloatDType::BF16 | FloatDType::F16 => Self {
