@@ -276,6 +276,37 @@ fn merged_bf16_model_loads_back_in_bf16_with_the_adapted_logits() {
 }
 
 #[test]
+fn a_device_without_bf16_loads_a_bf16_request_in_f32() {
+    use burn_peft::backend::Ndarray;
+    let device = Default::default();
+    let (model, report) =
+        Decoder::<Ndarray>::load_as(&fixture("tiny-llama"), Precision::Bf16, &device).unwrap();
+    assert_eq!(report.dtype, FloatDType::F32);
+    assert_eq!(
+        model.layers[0].mlp.up_proj.base().weight.val().dtype(),
+        DType::F32
+    );
+    // f32 arithmetic on the f32 checkpoint: transformers' f32 logits.
+    let reference = reference("tiny-llama");
+    let ids = reference
+        .int_tensor::<Ndarray, 2>("input_ids", &device)
+        .unwrap();
+    let mask = reference
+        .int_tensor::<Ndarray, 2>("attention_mask", &device)
+        .unwrap();
+    let got = model.forward(ids, Some(mask)).into_data();
+    let got = Tensor::<Cpu, 3>::from_data(got, &cpu());
+    let err: f64 = abs_diff(got, floats::<3>(&reference, "logits"))
+        .max()
+        .into_scalar()
+        .elem();
+    assert!(err < 1e-4, "{err:e}");
+}
+
+/// The CLI path of the same fallback: one notice, f32 logits (`--device ndarray` exists only in
+/// a binary built with `--features ndarray`).
+#[cfg(feature = "ndarray")]
+#[test]
 fn ndarray_runs_a_bf16_request_in_f32_and_says_so_once() {
     let out = temp("ndarray");
     let logits_path = out.join("logits.safetensors");
@@ -312,7 +343,11 @@ fn ndarray_runs_a_bf16_request_in_f32_and_says_so_once() {
         .into_scalar()
         .elem();
     assert!(err < 1e-4, "{err:e}");
+    std::fs::remove_dir_all(&out).unwrap();
+}
 
+#[test]
+fn an_unknown_precision_is_refused_with_the_choices() {
     let output = Command::new(env!("CARGO_BIN_EXE_burn-peft"))
         .args(["forward", "--precision", "int8", "--model"])
         .arg(fixture("tiny-llama"))
@@ -325,5 +360,21 @@ fn ndarray_runs_a_bf16_request_in_f32_and_says_so_once() {
         stderr.contains("precision") && stderr.contains("int8") && stderr.contains("bf16"),
         "{stderr}"
     );
-    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[cfg(not(feature = "ndarray"))]
+#[test]
+fn the_ndarray_device_names_the_feature_it_needs() {
+    let output = Command::new(env!("CARGO_BIN_EXE_burn-peft"))
+        .args(["forward", "--device", "ndarray", "--model"])
+        .arg(fixture("tiny-llama"))
+        .args(["--inputs", "x", "--out", "y"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("ndarray") && stderr.contains("--features ndarray"),
+        "{stderr}"
+    );
 }
