@@ -4,6 +4,9 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
 
 use burn::tensor::backend::AutodiffBackend;
 
@@ -33,73 +36,163 @@ pub type TrainBalanced<B> = burn::backend::Autodiff<
     burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing,
 >;
 
-/// A device the user can pick with `--device`.
+/// A device the user can pick with `--device` (and `run.device`): the backend and, where a
+/// machine has several, which device.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum DeviceKind {
+    /// `cpu` (or `flex`): burn-flex.
     #[default]
     Cpu,
+    /// `ndarray`: the legacy CPU backend (`--features ndarray`).
     Ndarray,
-    Wgpu,
-    Cuda,
+    /// `wgpu`, `wgpu:discrete[:N]`, `wgpu:integrated[:N]`, `wgpu:virtual[:N]`, `wgpu:cpu`
+    /// (`--features wgpu`; Vulkan on Linux and Windows, Metal on macOS).
+    Wgpu(WgpuAdapter),
+    /// `cuda` or `cuda:N` (`--features cuda`).
+    Cuda(usize),
+}
+
+/// Which wgpu adapter a `wgpu` device runs on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WgpuAdapter {
+    /// The best the graphics API offers (a high-performance GPU first); Burn's default.
+    #[default]
+    Best,
+    /// The N-th discrete GPU.
+    Discrete(usize),
+    /// The N-th integrated GPU.
+    Integrated(usize),
+    /// The N-th virtual GPU.
+    Virtual(usize),
+    /// A driver that runs on the CPU (Mesa's llvmpipe).
+    Cpu,
 }
 
 impl DeviceKind {
-    /// Devices compiled into this binary.
-    pub fn available() -> Vec<DeviceKind> {
-        let mut kinds = vec![DeviceKind::Cpu];
-        if cfg!(feature = "ndarray") {
-            kinds.push(DeviceKind::Ndarray);
+    /// The cargo feature that compiles this device in (`None`: always compiled).
+    pub fn feature(self) -> Option<&'static str> {
+        match self {
+            DeviceKind::Cpu => None,
+            DeviceKind::Ndarray => Some("ndarray"),
+            DeviceKind::Wgpu(_) => Some("wgpu"),
+            DeviceKind::Cuda(_) => Some("cuda"),
         }
-        if cfg!(feature = "wgpu") {
-            kinds.push(DeviceKind::Wgpu);
+    }
+
+    /// Whether this binary was built with the device's backend.
+    pub fn is_compiled(self) -> bool {
+        match self {
+            DeviceKind::Cpu => true,
+            DeviceKind::Ndarray => cfg!(feature = "ndarray"),
+            DeviceKind::Wgpu(_) => cfg!(feature = "wgpu"),
+            DeviceKind::Cuda(_) => cfg!(feature = "cuda"),
         }
-        if cfg!(feature = "cuda") {
-            kinds.push(DeviceKind::Cuda);
-        }
-        kinds
+    }
+
+    /// Whether tensors on this device live in host memory (so the process's RSS measures them).
+    pub fn is_host(self) -> bool {
+        matches!(self, DeviceKind::Cpu | DeviceKind::Ndarray)
     }
 }
 
 impl fmt::Display for DeviceKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            DeviceKind::Cpu => "cpu",
-            DeviceKind::Ndarray => "ndarray",
-            DeviceKind::Wgpu => "wgpu",
-            DeviceKind::Cuda => "cuda",
-        })
+        match self {
+            DeviceKind::Cpu => f.write_str("cpu"),
+            DeviceKind::Ndarray => f.write_str("ndarray"),
+            DeviceKind::Wgpu(WgpuAdapter::Best) => f.write_str("wgpu"),
+            DeviceKind::Wgpu(WgpuAdapter::Discrete(n)) => write!(f, "wgpu:discrete:{n}"),
+            DeviceKind::Wgpu(WgpuAdapter::Integrated(n)) => write!(f, "wgpu:integrated:{n}"),
+            DeviceKind::Wgpu(WgpuAdapter::Virtual(n)) => write!(f, "wgpu:virtual:{n}"),
+            DeviceKind::Wgpu(WgpuAdapter::Cpu) => f.write_str("wgpu:cpu"),
+            DeviceKind::Cuda(n) => write!(f, "cuda:{n}"),
+        }
     }
 }
+
+const DEVICE_CHOICES: &str = "expected cpu (flex), ndarray, wgpu, wgpu:discrete[:N], \
+                              wgpu:integrated[:N], wgpu:virtual[:N], wgpu:cpu, cuda or cuda:N";
 
 impl FromStr for DeviceKind {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        let kind = match s.to_ascii_lowercase().as_str() {
-            "cpu" | "flex" => DeviceKind::Cpu,
-            "ndarray" => DeviceKind::Ndarray,
-            "wgpu" | "vulkan" | "metal" => DeviceKind::Wgpu,
-            "cuda" | "gpu" => DeviceKind::Cuda,
-            _ => {
-                return Err(Error::invalid(
-                    "device",
-                    s,
-                    "expected one of cpu (flex), ndarray, wgpu, cuda",
-                ));
+        let lower = s.trim().to_ascii_lowercase();
+        let mut parts = lower.split(':');
+        let backend = parts.next().unwrap_or_default();
+        let rest: Vec<&str> = parts.collect();
+        let bad = |reason: &str| Error::invalid("device", s, reason.to_string());
+        let ordinal = |part: Option<&&str>| -> Result<usize> {
+            match part {
+                None => Ok(0),
+                Some(n) => n.parse().map_err(|_| bad(DEVICE_CHOICES)),
             }
         };
-        if !DeviceKind::available().contains(&kind) {
+        let kind = match (backend, rest.as_slice()) {
+            ("cpu" | "flex", []) => DeviceKind::Cpu,
+            ("ndarray", []) => DeviceKind::Ndarray,
+            ("wgpu" | "vulkan" | "metal", []) => DeviceKind::Wgpu(WgpuAdapter::Best),
+            ("wgpu", ["cpu" | "llvmpipe"]) => DeviceKind::Wgpu(WgpuAdapter::Cpu),
+            ("wgpu", [which, more @ ..]) if more.len() <= 1 => {
+                let n = ordinal(more.first())?;
+                DeviceKind::Wgpu(match *which {
+                    "discrete" => WgpuAdapter::Discrete(n),
+                    "integrated" => WgpuAdapter::Integrated(n),
+                    "virtual" => WgpuAdapter::Virtual(n),
+                    _ => return Err(bad(DEVICE_CHOICES)),
+                })
+            }
+            ("cuda" | "gpu", []) => DeviceKind::Cuda(0),
+            ("cuda" | "gpu", [n]) => DeviceKind::Cuda(ordinal(Some(n))?),
+            _ => return Err(bad(DEVICE_CHOICES)),
+        };
+        if let Some(feature) = kind.feature().filter(|_| !kind.is_compiled()) {
             return Err(Error::invalid(
                 "device",
                 s,
                 format!(
-                    "this binary was built without the `{kind}` feature; rebuild with \
-                     `cargo build --release --features {kind}`"
+                    "this binary was built without the `{feature}` feature; rebuild with \
+                     `cargo build --release --features {feature}`"
                 ),
             ));
         }
         Ok(kind)
     }
+}
+
+/// What a run actually ran on, as `summary.json` and `results.json` record it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    /// The device as `--device` spells it (`cpu`, `wgpu:discrete:0`, `cuda:1`).
+    pub device: String,
+    /// The Burn backend (and, for wgpu, the graphics API it went through).
+    pub backend: String,
+    /// The adapter or processor: a GPU's name, `llvmpipe (LLVM …)`, a CPU model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<String>,
+    /// The driver and its version, where the backend reports one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+}
+
+impl fmt::Display for DeviceInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}", self.device, self.backend)?;
+        if let Some(adapter) = &self.adapter {
+            write!(f, ", {adapter}")?;
+        }
+        if let Some(driver) = &self.driver {
+            write!(f, ", driver {driver}")?;
+        }
+        f.write_str(")")
+    }
+}
+
+static ACTIVE_DEVICE: OnceLock<DeviceInfo> = OnceLock::new();
+
+/// The device [`run_on`] picked in this process, if it ran.
+pub fn active_device() -> Option<DeviceInfo> {
+    ACTIVE_DEVICE.get().cloned()
 }
 
 /// A job generic over the training backend, so the CLI can pick the backend at run time.
@@ -108,22 +201,246 @@ pub trait BackendJob {
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output;
 }
 
-/// Runs `job` on the backend and device `kind` names.
-pub fn run_on<J: BackendJob>(kind: DeviceKind, job: J) -> J::Output {
+/// Runs `job` on the backend and device `kind` names, after checking the device exists (a
+/// machine without the driver gets [`Error::DeviceUnavailable`], not a panic inside the
+/// backend) and recording what it is ([`active_device`]).
+pub fn run_on<J: BackendJob>(kind: DeviceKind, job: J) -> Result<J::Output> {
     match kind {
         #[cfg(feature = "wgpu")]
-        DeviceKind::Wgpu => job.run::<Train<Wgpu>>(Default::default()),
+        DeviceKind::Wgpu(adapter) => {
+            let (device, info) = wgpu_device(kind, adapter)?;
+            record(info);
+            Ok(job.run::<Train<Wgpu>>(device))
+        }
         #[cfg(feature = "cuda")]
-        DeviceKind::Cuda => job.run::<Train<Cuda>>(Default::default()),
+        DeviceKind::Cuda(index) => {
+            record(DeviceInfo {
+                device: kind.to_string(),
+                backend: "burn-cuda".into(),
+                adapter: None,
+                driver: None,
+            });
+            Ok(job.run::<Train<Cuda>>(burn::backend::cuda::CudaDevice::new(index)))
+        }
         #[cfg(feature = "ndarray")]
-        DeviceKind::Ndarray => job.run::<Train<Ndarray>>(Default::default()),
-        // `FromStr` refuses kinds that are not compiled in.
-        _ => job.run::<Train<Cpu>>(Default::default()),
+        DeviceKind::Ndarray => {
+            record(host_info(kind, "burn-ndarray"));
+            Ok(job.run::<Train<Ndarray>>(Default::default()))
+        }
+        DeviceKind::Cpu => {
+            record(host_info(kind, "burn-flex"));
+            Ok(job.run::<Train<Cpu>>(Default::default()))
+        }
+        #[allow(unreachable_patterns)]
+        other => Err(Error::DeviceUnavailable {
+            device: other.to_string(),
+            message: format!(
+                "this binary was built without the `{}` feature",
+                other.feature().unwrap_or("cpu")
+            ),
+        }),
+    }
+}
+
+fn record(info: DeviceInfo) {
+    eprintln!("device: {info}");
+    let _ = ACTIVE_DEVICE.set(info);
+}
+
+/// A host device: the CPU's model name, where the OS says it.
+fn host_info(kind: DeviceKind, backend: &str) -> DeviceInfo {
+    let adapter = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, name)| name.trim().to_string())
+        });
+    DeviceInfo {
+        device: kind.to_string(),
+        backend: backend.into(),
+        adapter,
+        driver: None,
+    }
+}
+
+/// Finds the wgpu adapter `adapter` asks for and initialises Burn's runtime on it. The
+/// adapters are listed first (through the same graphics API Burn uses) so that a machine
+/// without a driver, or without that kind of adapter, gets an error naming what is missing
+/// instead of the backend's panic.
+#[cfg(feature = "wgpu")]
+fn wgpu_device(
+    kind: DeviceKind,
+    adapter: WgpuAdapter,
+) -> Result<(burn::backend::wgpu::WgpuDevice, DeviceInfo)> {
+    use burn::backend::wgpu::graphics::{AutoGraphicsApi, GraphicsApi};
+    use burn::backend::wgpu::{RuntimeOptions, WgpuDevice, init_setup};
+
+    let api = AutoGraphicsApi::backend();
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends: api.into(),
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    });
+    let found: Vec<wgpu::AdapterInfo> = block_on(instance.enumerate_adapters(api.into()))
+        .iter()
+        .map(|a| a.get_info())
+        .collect();
+    let unavailable = |message: String| Error::DeviceUnavailable {
+        device: kind.to_string(),
+        message,
+    };
+    if found.is_empty() {
+        return Err(unavailable(format!(
+            "no {api:?} adapter found: no {api:?} driver is installed (or none sees a device). \
+             Install the GPU's driver; on a machine without a GPU, Mesa's llvmpipe runs {api:?} \
+             on the CPU (Debian/Ubuntu: `apt-get install mesa-vulkan-drivers`)"
+        )));
+    }
+    let (device, wanted) = match adapter {
+        WgpuAdapter::Best => (WgpuDevice::DefaultDevice, None),
+        WgpuAdapter::Discrete(n) => (
+            WgpuDevice::DiscreteGpu(n),
+            Some((wgpu::DeviceType::DiscreteGpu, n)),
+        ),
+        WgpuAdapter::Integrated(n) => (
+            WgpuDevice::IntegratedGpu(n),
+            Some((wgpu::DeviceType::IntegratedGpu, n)),
+        ),
+        WgpuAdapter::Virtual(n) => (
+            WgpuDevice::VirtualGpu(n),
+            Some((wgpu::DeviceType::VirtualGpu, n)),
+        ),
+        WgpuAdapter::Cpu => (WgpuDevice::Cpu, Some((wgpu::DeviceType::Cpu, 0))),
+    };
+    if let Some((device_type, n)) = wanted {
+        let count = found
+            .iter()
+            .filter(|a| a.device_type == device_type)
+            .count();
+        if count <= n {
+            let listed: Vec<String> = found
+                .iter()
+                .map(|a| format!("{} ({:?})", a.name, a.device_type))
+                .collect();
+            return Err(unavailable(format!(
+                "{count} {device_type:?} adapter(s) found, index {n} asked for; adapters: {}",
+                listed.join(", ")
+            )));
+        }
+    }
+    let setup = init_setup::<AutoGraphicsApi>(&device, RuntimeOptions::default());
+    let info = setup.adapter.get_info();
+    let driver = [info.driver.as_str(), info.driver_info.as_str()]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ");
+    Ok((
+        device,
+        DeviceInfo {
+            device: kind.to_string(),
+            backend: format!(
+                "burn-wgpu ({:?}, {:?} adapter)",
+                info.backend, info.device_type
+            ),
+            adapter: Some(info.name.clone()),
+            driver: (!driver.is_empty()).then_some(driver),
+        },
+    ))
+}
+
+/// Drives a future to completion on this thread (wgpu's native adapter queries are ready at
+/// once; this only avoids depending on an executor for them).
+#[cfg(feature = "wgpu")]
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut context = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut context) {
+            return out;
+        }
+        std::thread::park();
     }
 }
 
 /// Runs `job` on the CPU device with the BalancedCheckpointing autodiff strategy (only the
 /// memory benchmark uses it, so no other backend is compiled with it).
 pub fn run_balanced<J: BackendJob>(job: J) -> J::Output {
+    record(host_info(
+        DeviceKind::Cpu,
+        "burn-flex (balanced checkpointing)",
+    ));
     job.run::<TrainBalanced<Cpu>>(Default::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_names_parse_and_print_back() {
+        let cases = [
+            ("cpu", DeviceKind::Cpu, "cpu"),
+            ("Flex", DeviceKind::Cpu, "cpu"),
+            ("ndarray", DeviceKind::Ndarray, "ndarray"),
+            ("wgpu", DeviceKind::Wgpu(WgpuAdapter::Best), "wgpu"),
+            ("vulkan", DeviceKind::Wgpu(WgpuAdapter::Best), "wgpu"),
+            (
+                "wgpu:discrete",
+                DeviceKind::Wgpu(WgpuAdapter::Discrete(0)),
+                "wgpu:discrete:0",
+            ),
+            (
+                "wgpu:integrated:2",
+                DeviceKind::Wgpu(WgpuAdapter::Integrated(2)),
+                "wgpu:integrated:2",
+            ),
+            (
+                "wgpu:llvmpipe",
+                DeviceKind::Wgpu(WgpuAdapter::Cpu),
+                "wgpu:cpu",
+            ),
+            ("cuda", DeviceKind::Cuda(0), "cuda:0"),
+            ("cuda:1", DeviceKind::Cuda(1), "cuda:1"),
+        ];
+        for (text, kind, printed) in cases {
+            assert_eq!(kind.to_string(), printed);
+            match text.parse::<DeviceKind>() {
+                Ok(parsed) => assert_eq!(parsed, kind, "{text}"),
+                // Not compiled in: the error names the feature to build with.
+                Err(e) => {
+                    assert!(!kind.is_compiled(), "{text}: {e}");
+                    let feature = kind.feature().unwrap();
+                    assert!(
+                        e.to_string().contains(&format!("--features {feature}")),
+                        "{e}"
+                    );
+                }
+            }
+        }
+        for bad in [
+            "tpu",
+            "cuda:x",
+            "wgpu:discrete:1:2",
+            "wgpu:fast",
+            "cpu:0",
+            "",
+        ] {
+            let e = bad.parse::<DeviceKind>().unwrap_err().to_string();
+            assert!(
+                e.contains("device") && e.contains("wgpu:discrete[:N]"),
+                "{bad}: {e}"
+            );
+        }
+    }
 }

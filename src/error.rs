@@ -35,6 +35,9 @@ pub enum Error {
     /// saving anything of that step.
     #[error("training diverged at step {step}: {message}")]
     Diverged { step: usize, message: String },
+    /// The device a run asked for is not on this machine (no driver, no such adapter).
+    #[error("device `{device}` is not available: {message}")]
+    DeviceUnavailable { device: String, message: String },
     /// I/O on a named file.
     #[error("{path}: {source}")]
     Io {

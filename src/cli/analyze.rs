@@ -21,7 +21,8 @@ pub struct AnalyzeArgs {
     /// Output folder (spectral.csv, delta_sigma.png/svg, delta_d.png/svg).
     #[arg(long)]
     pub out: PathBuf,
-    /// Device: cpu (burn-flex), ndarray, wgpu or cuda (those compiled in). The SVDs run on the host either way.
+    /// Device: cpu (burn-flex), ndarray, wgpu (or wgpu:discrete[:N], wgpu:integrated[:N],
+    /// wgpu:cpu, …) or cuda[:N], those compiled in. The SVDs run on the host either way.
     #[arg(long, default_value = "cpu")]
     pub device: DeviceKind,
     /// dtype the base is loaded in: auto (the checkpoint's), bf16, f16 or f32; use the runs'
@@ -32,7 +33,7 @@ pub struct AnalyzeArgs {
 
 pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
     let device = args.device;
-    run_on(device, Job(args))
+    run_on(device, Job(args))?
 }
 
 struct Job(AnalyzeArgs);

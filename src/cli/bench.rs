@@ -26,7 +26,8 @@ pub struct LoadBenchArgs {
     /// dtype of the frozen base: auto (the checkpoint's), bf16, f16 or f32.
     #[arg(long, default_value = "auto")]
     pub precision: burn_peft::model::Precision,
-    /// Device: cpu (burn-flex), ndarray, wgpu or cuda (those compiled in).
+    /// Device: cpu (burn-flex), ndarray, wgpu (or wgpu:discrete[:N], wgpu:integrated[:N],
+    /// wgpu:cpu, …) or cuda[:N], those compiled in.
     #[arg(long, default_value = "cpu")]
     pub device: burn_peft::backend::DeviceKind,
 }
@@ -100,7 +101,8 @@ pub struct GenerateBenchArgs {
     pub decode: usize,
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
-    /// Device: cpu (burn-flex), ndarray, wgpu or cuda (those compiled in).
+    /// Device: cpu (burn-flex), ndarray, wgpu (or wgpu:discrete[:N], wgpu:integrated[:N],
+    /// wgpu:cpu, …) or cuda[:N], those compiled in.
     #[arg(long, default_value = "cpu")]
     pub device: burn_peft::backend::DeviceKind,
 }
@@ -138,7 +140,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Svd(args) => svd_bench(args),
         BenchCommand::Load(args) => {
             let device = args.device;
-            burn_peft::backend::run_on(device, LoadBench(args))
+            burn_peft::backend::run_on(device, LoadBench(args))?
         }
         BenchCommand::Train(mut args) => {
             if args.gradient_checkpointing {
@@ -162,12 +164,12 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                 }
                 burn_peft::backend::run_balanced(TrainBench(args))
             } else {
-                burn_peft::backend::run_on(device, TrainBench(args))
+                burn_peft::backend::run_on(device, TrainBench(args))?
             }
         }
         BenchCommand::Generate(args) => {
             let device = args.device;
-            burn_peft::backend::run_on(device, GenerateBench(args))
+            burn_peft::backend::run_on(device, GenerateBench(args))?
         }
     }
 }

@@ -45,7 +45,8 @@ pub struct DemoArgs {
     /// AdamW learning rate.
     #[arg(long, default_value_t = 1e-2)]
     pub lr: f64,
-    /// Device: cpu (burn-flex), ndarray, wgpu or cuda (those compiled in).
+    /// Device: cpu (burn-flex), ndarray, wgpu (or wgpu:discrete[:N], wgpu:integrated[:N],
+    /// wgpu:cpu, …) or cuda[:N], those compiled in.
     #[arg(long, default_value = "cpu")]
     pub device: DeviceKind,
     #[arg(long, default_value_t = 0)]
@@ -68,7 +69,7 @@ fn parse_shape(s: &str) -> Result<(usize, usize), String> {
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let device = args.device;
-    run_on(device, Demo(args))
+    run_on(device, Demo(args))?
 }
 
 /// The part of a recipe the demo reads.

@@ -28,7 +28,8 @@ pub struct EvalArgs {
     /// trained head it carries (modules_to_save).
     #[arg(long, requires = "model")]
     pub adapter: Option<PathBuf>,
-    /// Device: cpu (burn-flex), ndarray, wgpu or cuda (those compiled in).
+    /// Device: cpu (burn-flex), ndarray, wgpu (or wgpu:discrete[:N], wgpu:integrated[:N],
+    /// wgpu:cpu, …) or cuda[:N], those compiled in.
     #[arg(long, default_value = "cpu")]
     pub device: DeviceKind,
     /// dtype of the frozen base: auto (the checkpoint's), bf16, f16 or f32.
@@ -142,7 +143,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                     model,
                     options,
                 },
-            )?
+            )??
         }
         (None, None) => bail!("pass --model DIR (or --completions FILE to score without one)"),
     };

@@ -28,7 +28,7 @@ pub struct ForwardArgs {
 
 pub fn run(args: ForwardArgs) -> anyhow::Result<()> {
     let device = args.model.device;
-    run_on(device, Job(args))
+    run_on(device, Job(args))?
 }
 
 struct Job(ForwardArgs);

@@ -42,7 +42,7 @@ pub struct GenerateArgs {
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let device = args.model.device;
-    run_on(device, Job(args))
+    run_on(device, Job(args))?
 }
 
 struct Job(GenerateArgs);

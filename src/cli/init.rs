@@ -47,7 +47,7 @@ pub fn run(args: InitArgs) -> anyhow::Result<()> {
             recipe,
             out: args.out,
         },
-    )
+    )?
 }
 
 struct Job {

@@ -39,7 +39,7 @@ pub fn run(args: MergeArgs) -> anyhow::Result<()> {
         );
     }
     let device = args.model.device;
-    run_on(device, Job(args))
+    run_on(device, Job(args))?
 }
 
 struct Job(MergeArgs);

@@ -19,7 +19,8 @@ pub struct ModelArgs {
     /// trained head it carries (modules_to_save).
     #[arg(long)]
     pub adapter: Option<PathBuf>,
-    /// Device: cpu (burn-flex), ndarray, wgpu or cuda (those compiled in).
+    /// Device: cpu (burn-flex), ndarray, wgpu (or wgpu:discrete[:N], wgpu:integrated[:N],
+    /// wgpu:cpu, …) or cuda[:N], those compiled in.
     #[arg(long, default_value = "cpu")]
     pub device: DeviceKind,
     /// dtype of the frozen base: auto (the checkpoint's), bf16, f16 or f32. Adapters stay f32;

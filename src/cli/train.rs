@@ -35,7 +35,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     }
     let recipe = Recipe::load(args.config.as_deref(), &overrides)?;
     let device: DeviceKind = recipe.run.device.parse()?;
-    run_on(device, Job { recipe, args })
+    run_on(device, Job { recipe, args })?
 }
 
 struct Job {

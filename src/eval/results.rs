@@ -38,6 +38,10 @@ pub struct EvalResults {
     /// The sandbox HumanEval programs ran in: strict or not, the protections every program
     /// had, and how many ran without each missing one (each program's own are in its record).
     pub sandbox: Option<SandboxSummary>,
+    /// The backend, adapter and driver the model ran on (absent when only completions were
+    /// scored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<crate::backend::DeviceInfo>,
 }
 
 /// One example's record. Fields that do not apply to a task are left out.

@@ -117,6 +117,7 @@ impl EvalOptions {
             adapter: self.adapter_label.clone(),
             data: data.display().to_string(),
             settings,
+            device: crate::backend::active_device(),
             ..EvalResults::default()
         }
     }

@@ -383,6 +383,7 @@ where
         sample: None,
         output_dir: out.clone(),
         memory: Some(memory.report().clone()),
+        device: crate::backend::active_device(),
     };
     if done_steps < plan.total_steps {
         return Ok(summary);

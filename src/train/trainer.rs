@@ -68,6 +68,10 @@ pub struct TrainSummary {
     /// Peak memory of a step and its parts (see [`super::memory`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<MemoryReport>,
+    /// The backend, adapter and driver the run used (absent when the library was driven
+    /// without [`run_on`](crate::backend::run_on)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<crate::backend::DeviceInfo>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -442,6 +446,7 @@ pub fn train_model<B: AutodiffBackend>(
         sample: None,
         output_dir: out.clone(),
         memory: Some(memory.report().clone()),
+        device: crate::backend::active_device(),
     };
     if steps_done < total_steps {
         say(format!(
@@ -501,10 +506,11 @@ pub(crate) fn memory_monitor<B: AutodiffBackend, M: AutodiffModule<B>>(
     initial: &InitialAdapters<B>,
 ) -> MemoryMonitor {
     use crate::backend::DeviceKind;
-    let host = matches!(
-        recipe.run.device.parse::<DeviceKind>(),
-        Ok(DeviceKind::Cpu | DeviceKind::Ndarray)
-    );
+    let host = recipe
+        .run
+        .device
+        .parse::<DeviceKind>()
+        .is_ok_and(DeviceKind::is_host);
     MemoryMonitor::new(ParamBytes::of(model), initial_bytes(initial), host)
 }
 
