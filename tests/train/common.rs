@@ -64,3 +64,57 @@ pub fn probe() -> (Tensor<B, 2, Int>, Tensor<B, 2, Int>) {
 pub fn max_abs_diff<const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> f64 {
     (a - b).abs().max().into_scalar().elem()
 }
+
+/// Every method as `--set` overrides of the quick recipe (SORSA is its default).
+pub const METHODS: [(&str, &[&str]); 6] = [
+    ("lora", &["adapter.method=\"lora\"", "adapter.gamma=0"]),
+    ("pissa", &["adapter.method=\"pissa\"", "adapter.gamma=0"]),
+    ("sorsa", &[]),
+    (
+        "lora_fa-kaiming",
+        &[
+            "adapter.method=\"lora_fa\"",
+            "adapter.init=\"kaiming\"",
+            "adapter.gamma=0",
+        ],
+    ),
+    (
+        "lora_fa-svd",
+        &[
+            "adapter.method=\"lora_fa\"",
+            "adapter.init=\"svd\"",
+            "adapter.gamma=0",
+        ],
+    ),
+    (
+        "lotr",
+        &[
+            "adapter.method=\"lotr\"",
+            "adapter.init=\"svd\"",
+            "adapter.gamma=0",
+        ],
+    ),
+];
+
+/// The largest difference between the saved adapters of two runs, tensor by tensor (the
+/// first tensor over `tolerance` fails with its name).
+pub fn assert_same_adapters(a: &std::path::Path, b: &std::path::Path, tolerance: f32) {
+    let values = |dir: &std::path::Path| {
+        let ckpt =
+            Checkpoint::open_files(&[dir.join("adapter/adapter_model.safetensors")]).unwrap();
+        ckpt.names()
+            .into_iter()
+            .map(|n| (n.to_string(), ckpt.read_f32(n).unwrap().0))
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = (values(a), values(b));
+    assert_eq!(a.len(), b.len());
+    for ((name, x), (_, y)) in a.iter().zip(&b) {
+        let diff = x
+            .iter()
+            .zip(y)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0f32, f32::max);
+        assert!(diff <= tolerance, "{name}: resumed differs by {diff:e}");
+    }
+}

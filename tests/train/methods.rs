@@ -30,36 +30,7 @@ fn burn_peft_ok(tag: &str, args: &[&str]) -> String {
 fn every_method_trains_saves_reloads_and_merges() {
     let (ids, mask) = probe();
     let base = root().join("models/stories260K/hf");
-    let cases: [(&str, &[&str]); 6] = [
-        ("lora", &["adapter.method=\"lora\"", "adapter.gamma=0"]),
-        ("pissa", &["adapter.method=\"pissa\"", "adapter.gamma=0"]),
-        ("sorsa", &[]),
-        (
-            "lora_fa-kaiming",
-            &[
-                "adapter.method=\"lora_fa\"",
-                "adapter.init=\"kaiming\"",
-                "adapter.gamma=0",
-            ],
-        ),
-        (
-            "lora_fa-svd",
-            &[
-                "adapter.method=\"lora_fa\"",
-                "adapter.init=\"svd\"",
-                "adapter.gamma=0",
-            ],
-        ),
-        (
-            "lotr",
-            &[
-                "adapter.method=\"lotr\"",
-                "adapter.init=\"svd\"",
-                "adapter.gamma=0",
-            ],
-        ),
-    ];
-    for (tag, sets) in cases {
+    for (tag, sets) in METHODS {
         let recipe = quick_recipe(&format!("m-{tag}"), sets);
         let options = TrainOptions {
             quiet: true,
