@@ -282,10 +282,11 @@ fn wgpu_device(
         backends: api.into(),
         ..wgpu::InstanceDescriptor::new_without_display_handle()
     });
-    let found: Vec<wgpu::AdapterInfo> = block_on(instance.enumerate_adapters(api.into()))
-        .iter()
-        .map(|a| a.get_info())
-        .collect();
+    let found: Vec<wgpu::AdapterInfo> =
+        futures_lite::future::block_on(instance.enumerate_adapters(api.into()))
+            .iter()
+            .map(|a| a.get_info())
+            .collect();
     let unavailable = |message: String| Error::DeviceUnavailable {
         device: kind.to_string(),
         message,
@@ -349,28 +350,6 @@ fn wgpu_device(
             driver: (!driver.is_empty()).then_some(driver),
         },
     ))
-}
-
-/// Drives a future to completion on this thread (wgpu's native adapter queries are ready at
-/// once; this only avoids depending on an executor for them).
-#[cfg(feature = "wgpu")]
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    use std::task::{Context, Poll, Wake, Waker};
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: std::sync::Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
-    let mut context = Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    loop {
-        if let Poll::Ready(out) = future.as_mut().poll(&mut context) {
-            return out;
-        }
-        std::thread::park();
-    }
 }
 
 /// Runs `job` on the CPU device with the BalancedCheckpointing autodiff strategy (only the

@@ -346,16 +346,23 @@ fn ndarray_runs_a_bf16_request_in_f32_and_says_so_once() {
     std::fs::remove_dir_all(&out).unwrap();
 }
 
-#[test]
-fn an_unknown_precision_is_refused_with_the_choices() {
+/// Runs `forward` on tiny-llama with `options`, expects it to fail, and returns its stderr.
+fn forward_refused(options: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_burn-peft"))
-        .args(["forward", "--precision", "int8", "--model"])
+        .arg("forward")
+        .args(options)
+        .arg("--model")
         .arg(fixture("tiny-llama"))
         .args(["--inputs", "x", "--out", "y"])
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn an_unknown_precision_is_refused_with_the_choices() {
+    let stderr = forward_refused(&["--precision", "int8"]);
     assert!(
         stderr.contains("precision") && stderr.contains("int8") && stderr.contains("bf16"),
         "{stderr}"
@@ -365,14 +372,7 @@ fn an_unknown_precision_is_refused_with_the_choices() {
 #[cfg(not(feature = "ndarray"))]
 #[test]
 fn the_ndarray_device_names_the_feature_it_needs() {
-    let output = Command::new(env!("CARGO_BIN_EXE_burn-peft"))
-        .args(["forward", "--device", "ndarray", "--model"])
-        .arg(fixture("tiny-llama"))
-        .args(["--inputs", "x", "--out", "y"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    let stderr = forward_refused(&["--device", "ndarray"]);
     assert!(
         stderr.contains("ndarray") && stderr.contains("--features ndarray"),
         "{stderr}"
