@@ -20,12 +20,15 @@ pub type Cpu = burn::backend::Flex;
 /// the element type and so compile into the binary itself (66 s more of a cold build's serial
 /// tail, at opt-level 1, for a backend the shipped `cpu` device supersedes).
 pub type Ndarray = burn::backend::NdArray<f32>;
-/// CUDA backend (`--features cuda`).
+/// CUDA backend (`--features cuda`), without burn-fusion, as `Wgpu`.
 #[cfg(feature = "cuda")]
-pub type Cuda = burn::backend::Cuda<f32>;
-/// wgpu backend: Vulkan, Metal, DX12 (`--features wgpu`).
+pub type Cuda = burn_cubecl::CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>;
+/// wgpu backend: Vulkan, Metal, DX12 (`--features wgpu`). Without burn-fusion: Burn 0.21's
+/// fused wgpu backend (`burn::backend::Wgpu`) computes wrong attention outputs under autodiff
+/// for a SORSA-adapted `v_proj` from 80 tokens on (logits off by 5.5 on stories260K; the
+/// unfused backend matches the CPU to 1.5e-5). `tests/gpu/fusion.rs` holds the reproducer.
 #[cfg(feature = "wgpu")]
-pub type Wgpu = burn::backend::Wgpu<f32>;
+pub type Wgpu = burn::backend::wgpu::CubeBackend<burn::backend::wgpu::WgpuRuntime, f32, i32, u32>;
 
 /// Wraps a backend with automatic differentiation for training.
 pub type Train<B> = burn::backend::Autodiff<B>;

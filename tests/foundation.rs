@@ -1,7 +1,7 @@
 //! Foundation tests: adapters, SVD initialisation, merging, the SORSA regularizer, accounting,
 //! config validation and the CLI. One test binary (each binary links all of Burn); the tests
-//! that compute with tensors run on both CPU backends (`flex::…`, `ndarray::…`) and, with
-//! `--features wgpu`, on wgpu (`wgpu::…`).
+//! that compute with tensors run on both CPU backends (`flex::…`, `ndarray::…`); `tests/gpu.rs`
+//! runs the same files on the device backends.
 
 // The same test files are compiled once per backend (the `flex` and `ndarray` modules below).
 #![allow(clippy::duplicate_mod)]
@@ -28,20 +28,6 @@ mod flex {
 #[path = "foundation"]
 mod ndarray {
     type Inner = burn_peft::backend::Ndarray;
-    mod common;
-    mod config_errors;
-    mod gradients;
-    mod init_identity;
-    mod lotr_sharing;
-    mod merge;
-    mod sorsa;
-}
-
-/// wgpu (`--features wgpu`; on a machine without a GPU, Mesa's llvmpipe).
-#[cfg(feature = "wgpu")]
-#[path = "foundation"]
-mod wgpu {
-    type Inner = burn_peft::backend::Wgpu;
     mod common;
     mod config_errors;
     mod gradients;

@@ -8,9 +8,6 @@ mod common;
 mod classification;
 #[path = "train/errors.rs"]
 mod errors;
-#[cfg(feature = "wgpu")]
-#[path = "train/gpu.rs"]
-mod gpu;
 #[path = "train/hf_data.rs"]
 mod hf_data;
 #[path = "train/methods.rs"]

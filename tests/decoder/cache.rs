@@ -9,7 +9,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use burn_peft::model::decoder::{Decoder, KvCache};
 use burn_peft::model::generate::{GenerationOptions, UniformDraws, generate};
 
-use crate::common::*;
+use super::common::*;
 
 /// tiny-llama (GQA 4/2), tiny-qwen2 (GQA 4/1), tiny-gemma, and tiny-llama as a Mistral with a
 /// 4-token sliding window (GQA 4/2).
@@ -321,7 +321,7 @@ fn tiny_top_p_samples_the_greedy_token<Bk: Backend>(device: &Bk::Device) {
     assert_ne!(generate(&model, &prompts(), &free).unwrap(), greedy);
 }
 
-cpu_backend_tests!(
+backend_tests!(
     cached_decode_equals_full_reforward,
     cached_generation_equals_full_recomputation,
     cached_sampling_follows_the_full_recomputation,

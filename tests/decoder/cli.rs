@@ -5,7 +5,7 @@ use std::process::Command;
 
 use burn_peft::io::checkpoint::Checkpoint;
 
-use crate::common::*;
+use super::common::*;
 
 fn burn_peft(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_burn-peft"))

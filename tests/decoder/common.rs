@@ -5,7 +5,7 @@ use burn::tensor::{ElementConversion, Int, Tensor};
 use burn_peft::io::checkpoint::Checkpoint;
 
 /// The shipped CPU backend (burn-flex); tests that are cheap run on both CPU backends through
-/// `cpu_backend_tests!`.
+/// `backend_tests!`.
 pub type B = burn_peft::backend::Cpu;
 
 pub fn device() -> burn::tensor::Device<B> {

@@ -3,9 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use burn_peft::io::checkpoint::{Checkpoint, OutTensor, write_safetensors};
+use burn_peft::io::peft::load_peft_lora;
 use burn_peft::model::decoder::Decoder;
 
-use crate::common::*;
+use super::common::*;
 
 fn copy_fixture(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("burn-peft-err-{tag}-{}", std::process::id()));
@@ -148,4 +149,57 @@ fn token_ids_outside_the_vocabulary_are_errors() {
         err.contains("prompt") && err.contains(&vocab.to_string()),
         "{err}"
     );
+}
+
+/// A PEFT adapter made for another model is refused with the names that differ.
+#[test]
+fn adapter_for_another_model_is_rejected_by_name() {
+    // tiny-qwen2's MLP is 128 wide where tiny-llama's is 172: the first mismatching factor is
+    // named with its file and both shapes.
+    let (qwen, _) = Decoder::<B>::load(&fixture("tiny-qwen2"), &device()).unwrap();
+    let err = load_peft_lora(qwen, &fixture("tiny-llama-lora"))
+        .expect_err("mismatched adapter loaded")
+        .to_string();
+    assert!(
+        err.contains("adapter_model.safetensors")
+            && err.contains("mlp.down_proj.lora_A.weight")
+            && err.contains("[4, 172]"),
+        "{err}"
+    );
+
+    // A module the model does not have is named.
+    let (mut small, _) = Decoder::<B>::load(&fixture("tiny-llama"), &device()).unwrap();
+    small.layers.truncate(1);
+    let err = load_peft_lora(small, &fixture("tiny-llama-lora"))
+        .expect_err("adapter for 2 layers loaded on 1")
+        .to_string();
+    assert!(
+        err.contains("model.layers.1.") && err.contains("different base model"),
+        "{err}"
+    );
+
+    // Another PEFT type is refused by its config field.
+    let dir = std::env::temp_dir().join(format!("burn-peft-peft-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        fixture("tiny-llama-lora").join("adapter_model.safetensors"),
+        dir.join("adapter_model.safetensors"),
+    )
+    .unwrap();
+    let config =
+        std::fs::read_to_string(fixture("tiny-llama-lora").join("adapter_config.json")).unwrap();
+    std::fs::write(
+        dir.join("adapter_config.json"),
+        config.replace("\"LORA\"", "\"IA3\""),
+    )
+    .unwrap();
+    let (base, _) = Decoder::<B>::load(&fixture("tiny-llama"), &device()).unwrap();
+    let err = load_peft_lora(base, &dir)
+        .expect_err("IA3 accepted")
+        .to_string();
+    assert!(
+        err.contains("adapter_config.json") && err.contains("peft_type"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

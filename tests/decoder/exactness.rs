@@ -5,7 +5,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use burn_peft::model::decoder::Decoder;
 
-use crate::common::*;
+use super::common::*;
 
 struct Truth {
     ids: Vec<i64>,
@@ -88,4 +88,4 @@ fn real_weights_logits_are_exact_and_repeatable<Bk: Backend>(device: &Bk::Device
     assert!(same_bits, "two forwards of the same input differ");
 }
 
-cpu_backend_tests!(real_weights_logits_are_exact_and_repeatable);
+backend_tests!(real_weights_logits_are_exact_and_repeatable);

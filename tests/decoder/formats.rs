@@ -6,7 +6,7 @@ use std::path::Path;
 use burn_peft::io::checkpoint::{Checkpoint, OutTensor, write_safetensors};
 use burn_peft::model::decoder::Decoder;
 
-use crate::common::*;
+use super::common::*;
 
 fn temp_dir(tag: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("burn-peft-{tag}-{}", std::process::id()));

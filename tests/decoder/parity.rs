@@ -7,7 +7,7 @@ use burn_peft::model::decoder::Decoder;
 use burn_peft::model::generate::{GenerationOptions, generate};
 use burn_peft::model::loss::{causal_lm_loss, lm_labels};
 
-use crate::common::*;
+use super::common::*;
 
 const FIXTURES: [&str; 3] = ["tiny-llama", "tiny-qwen2", "tiny-gemma"];
 
@@ -58,7 +58,7 @@ fn greedy_generation_matches_transformers<Bk: Backend>(device: &Bk::Device) {
     }
 }
 
-cpu_backend_tests!(
+backend_tests!(
     logits_and_loss_match_transformers,
     greedy_generation_matches_transformers
 );

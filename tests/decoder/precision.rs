@@ -11,7 +11,7 @@ use burn_peft::model::Precision;
 use burn_peft::model::decoder::Decoder;
 use burn_peft::model::loss::{causal_lm_loss, lm_labels};
 
-use crate::common::fixture;
+use super::common::fixture;
 
 fn cpu() -> burn::tensor::Device<Cpu> {
     Default::default()

@@ -5,7 +5,7 @@ use burn::tensor::backend::Backend;
 use burn_peft::model::config::{GenerationConfig, HfConfig};
 use burn_peft::model::decoder::{Decoder, DecoderConfig, LayerType};
 
-use crate::common::*;
+use super::common::*;
 
 /// Largest |difference| over the positions whose attention mask is 1.
 fn max_diff_on_real_positions<Bk: Backend>(
@@ -44,7 +44,7 @@ fn sliding_window_matches_transformers<Bk: Backend>(device: &Bk::Device) {
     assert!(err > 1e-2, "the window changed nothing ({err:e})");
 }
 
-cpu_backend_tests!(sliding_window_matches_transformers);
+backend_tests!(sliding_window_matches_transformers);
 
 fn config_with(fields: serde_json::Value) -> DecoderConfig {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);

@@ -8,7 +8,7 @@ use burn_peft::model::generate::{GenerationOptions, generate};
 use burn_peft::model::llama2c;
 use burn_peft::model::tokenizer::TextTokenizer;
 
-use crate::common::*;
+use super::common::*;
 
 const KNOWN: &str = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. She wanted to play with it, but it was too high.";
 

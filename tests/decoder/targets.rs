@@ -6,7 +6,7 @@ use burn_peft::adapter::{AdapterConfig, Method, ParamReport, Targets};
 use burn_peft::model::decoder::Decoder;
 use burn_peft::model::{PeftLinear, PeftModel, inject_adapters};
 
-use crate::common::*;
+use super::common::*;
 
 type Train = burn::backend::Autodiff<B>;
 

@@ -1,0 +1,133 @@
+//! Training on a device backend: six steps of every method track the CPU run's losses; the
+//! adapter trained on the device gives the CPU's logits there, reloaded, merged and exported
+//! as a PEFT LoRA; a run stopped and resumed on the device ends with the uninterrupted run's
+//! adapter.
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor};
+use burn_peft::backend::{Cpu, Train};
+use burn_peft::io::export::export_peft_lora;
+use burn_peft::io::peft::load_peft_lora;
+use burn_peft::model::any::{AnyModel, load_model};
+use burn_peft::model::decoder::Decoder;
+use burn_peft::model::merge_adapters;
+use burn_peft::train::metrics::MetricsLog;
+use burn_peft::train::trainer::{TrainOptions, train, train_model};
+
+use crate::train_common::*;
+
+const STEPS: usize = 6;
+
+fn quiet() -> TrainOptions {
+    TrainOptions {
+        quiet: true,
+        ..TrainOptions::default()
+    }
+}
+
+/// A run folder tag unique to the backend (wgpu and CUDA tests may share a process).
+fn tag<Bk: Backend>(device: &Bk::Device, what: &str) -> String {
+    let backend: String = Bk::name(device)
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    format!("gpu-{backend}-{what}")
+}
+
+fn logged_losses(recipe: &burn_peft::train::recipe::Recipe) -> Vec<f64> {
+    let log = MetricsLog::read(&recipe.run.output_dir.join("metrics.jsonl")).unwrap();
+    log.iter().map(|record| record.loss).collect()
+}
+
+/// `model`'s logits for the probe batch, brought back to the CPU.
+fn logits_on<Bk: Backend>(
+    model: &Decoder<Bk>,
+    (ids, mask): &(Tensor<B, 2, Int>, Tensor<B, 2, Int>),
+    device: &Bk::Device,
+) -> Tensor<B, 3> {
+    let ids = Tensor::<Bk, 2, Int>::from_data(ids.to_data(), device);
+    let mask = Tensor::<Bk, 2, Int>::from_data(mask.to_data(), device);
+    Tensor::from_data(model.forward(ids, Some(mask)).into_data(), &self::device())
+}
+
+fn every_method_tracks_the_cpu_run<Bk: Backend>(device: &Bk::Device) {
+    let base = root().join("models/stories260K/hf");
+    let probe = probe();
+    // Every method, and SORSA with its regularizer in the second mode too.
+    let separate: (&str, &[&str]) = ("sorsa-separate", &["adapter.regularizer_mode=\"separate\""]);
+    for (name, extra) in METHODS.into_iter().chain(std::iter::once(separate)) {
+        let sets: Vec<&str> = extra.iter().copied().chain(["optim.max_steps=6"]).collect();
+        let cpu = quick_recipe(&tag::<Bk>(device, &format!("{name}-cpu")), &sets);
+        train::<Train<Cpu>>(&cpu, &Default::default(), &quiet()).unwrap();
+        let on_device = quick_recipe(&tag::<Bk>(device, name), &sets);
+        let (_, trained) = train_model::<Train<Bk>>(&on_device, device, &quiet()).unwrap();
+
+        let (want, got) = (logged_losses(&cpu), logged_losses(&on_device));
+        assert_eq!(want.len(), STEPS, "{name}");
+        assert_eq!(got.len(), STEPS, "{name}");
+        for (step, (c, g)) in want.iter().zip(&got).enumerate() {
+            assert!(
+                (c - g).abs() <= 1e-3,
+                "{name}, step {}: device loss {g:.6} vs cpu {c:.6}",
+                step + 1
+            );
+        }
+
+        // The adapter the device trained, applied on the CPU, is what the device must give.
+        let adapter = on_device.run.output_dir.join("adapter");
+        let (model, _) = load_model::<Cpu>(&base, &Default::default()).unwrap();
+        let AnyModel::Decoder(on_cpu) = model.with_adapter(&adapter).unwrap() else {
+            unreachable!("stories260K is a decoder")
+        };
+        let want = logits_on(&on_cpu, &probe, &Default::default());
+        let check = |what: &str, logits: Tensor<B, 3>| {
+            let err = max_abs_diff(logits, want.clone());
+            assert!(err <= 1e-4, "{name}, {what}: logits differ by {err:e}");
+        };
+        check("trained", logits_on(&trained, &probe, device));
+        let (model, _) = load_model::<Bk>(&base, device).unwrap();
+        let AnyModel::Decoder(reloaded) = model.with_adapter(&adapter).unwrap() else {
+            unreachable!("stories260K is a decoder")
+        };
+        check("reloaded", logits_on(&reloaded, &probe, device));
+        check(
+            "merged",
+            logits_on(&merge_adapters(trained), &probe, device),
+        );
+        let exported = on_device.run.output_dir.join("peft");
+        export_peft_lora(&adapter, &exported).unwrap();
+        let (plain, _) = Decoder::<Bk>::load(&base, device).unwrap();
+        let peft = load_peft_lora(plain, &exported).unwrap();
+        check("exported as a PEFT LoRA", logits_on(&peft, &probe, device));
+
+        for recipe in [cpu, on_device] {
+            std::fs::remove_dir_all(&recipe.run.output_dir).unwrap();
+        }
+    }
+}
+
+fn a_resumed_run_ends_where_the_uninterrupted_one_does<Bk: Backend>(device: &Bk::Device) {
+    let full = quick_recipe(&tag::<Bk>(device, "full"), &[]);
+    train::<Train<Bk>>(&full, device, &quiet()).unwrap();
+    let split = quick_recipe(&tag::<Bk>(device, "split"), &[]);
+    let stop_early = TrainOptions {
+        stop_after: Some(4),
+        ..quiet()
+    };
+    let stopped = train::<Train<Bk>>(&split, device, &stop_early).unwrap();
+    assert_eq!(stopped.steps, 4);
+    let resume = TrainOptions {
+        resume: true,
+        ..quiet()
+    };
+    train::<Train<Bk>>(&split, device, &resume).unwrap();
+    assert_same_adapters(&full.run.output_dir, &split.run.output_dir, 2e-5);
+    for dir in [&full.run.output_dir, &split.run.output_dir] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+backend_tests!(
+    every_method_tracks_the_cpu_run,
+    a_resumed_run_ends_where_the_uninterrupted_one_does
+);
