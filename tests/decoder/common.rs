@@ -48,10 +48,6 @@ impl Reference {
             .collect()
     }
 
-    pub fn floats<const D: usize>(&self, name: &str) -> Tensor<B, D> {
-        self.floats_on::<B, D>(name, &device())
-    }
-
     pub fn floats_on<Bk: Backend, const D: usize>(
         &self,
         name: &str,
