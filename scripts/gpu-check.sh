@@ -10,10 +10,10 @@
 # real-stories260K exactness test, KV-cache generation, the adapter/merge/regularizer tests,
 # six training steps of every method against the CPU run, merge, export and resume.
 #
-# Cost on a 2-core machine without a GPU: the wgpu feature rebuilds Burn (~11 min); the test
-# binary then compiles its kernels once on llvmpipe. Mesa's shader cache
-# (~/.cache/mesa_shader_cache) and cubecl's autotune cache (target/autotune) carry over between
-# runs.
+# Cost on a 2-core machine without a GPU: the wgpu feature rebuilds Burn (13 min), the test
+# binary builds in 3 min and runs in 11 min, most of it compiling kernels on llvmpipe. Mesa's
+# shader cache (~/.cache/mesa_shader_cache) and cubecl's autotune cache (target/autotune) carry
+# over between runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 backend="${1:-wgpu}"
