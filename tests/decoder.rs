@@ -26,6 +26,8 @@ mod peft_adapter;
 mod precision;
 #[path = "decoder/sliding_window.rs"]
 mod sliding_window;
+#[path = "decoder/sliding_window_config.rs"]
+mod sliding_window_config;
 #[path = "decoder/stories.rs"]
 mod stories;
 #[path = "decoder/targets.rs"]

@@ -1,5 +1,15 @@
-//! BERT and RoBERTa sequence classifiers: parity with transformers on the tiny fixtures, adapter
-//! injection, a training step, and errors for bad config files and checkpoints.
+//! BERT and RoBERTa sequence classifiers: parity with transformers on the tiny fixtures (both
+//! CPU backends; `encoder/parity.rs`, shared with `tests/gpu.rs`), checkpoint variants and fresh
+//! heads, adapter injection, a training step, the commands, and errors for bad config files and
+//! checkpoints.
+
+#[macro_use]
+#[path = "support/cpu_backends.rs"]
+mod cpu_backends;
+#[path = "encoder/common.rs"]
+mod common;
+#[path = "encoder/parity.rs"]
+mod parity;
 
 use std::path::{Path, PathBuf};
 
@@ -7,90 +17,27 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use burn_peft::Error;
-use burn_peft::adapter::{AdapterConfig, Method, ParamReport, Targets};
+use burn_peft::adapter::{AdapterConfig, Method, ParamReport};
 use burn_peft::io::checkpoint::{Checkpoint, OutTensor, write_safetensors};
 use burn_peft::model::encoder::{Activation, EncoderClassifier, HeadInit, ProblemType};
-use burn_peft::model::{PeftModel, inject_adapters, merge_adapters};
+use burn_peft::model::{PeftModel, inject_adapters};
 use burn_peft::train::PeftStep;
+
+use common::*;
 
 /// Training backend on the shipped CPU device (burn-flex).
 type B = burn_peft::backend::Train<burn_peft::backend::Cpu>;
-
-const BERT: &str = "tiny-bert-cls";
-const ROBERTA: &str = "tiny-roberta-cls";
-/// The fixtures' parity target (f32, CPU).
-const TOLERANCE: f32 = 1e-4;
 
 fn device() -> burn::tensor::Device<B> {
     Default::default()
 }
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-/// Inputs and logits transformers computed for a fixture.
-struct Reference {
-    input_ids: Tensor<B, 2, Int>,
-    attention_mask: Tensor<B, 2, Int>,
-    logits: Tensor<B, 2>,
-}
-
-fn reference(name: &str) -> Reference {
-    let ckpt = Checkpoint::open_files(&[fixture(name).join("reference.safetensors")]).unwrap();
-    let input_ids = ckpt.int_tensor::<B, 2>("input_ids", &device()).unwrap();
-    let attention_mask = ckpt
-        .int_tensor::<B, 2>("attention_mask", &device())
-        .unwrap();
-    let shape = ckpt.shape("logits").unwrap().to_vec();
-    let logits = ckpt
-        .tensor::<B, 2>("logits", [shape[0], shape[1]], &device())
-        .unwrap();
-    Reference {
-        input_ids,
-        attention_mask,
-        logits,
-    }
+fn reference(name: &str) -> Reference<B> {
+    Reference::open(name, &device())
 }
 
 fn load(name: &str) -> EncoderClassifier<B> {
-    let (model, report) = EncoderClassifier::<B>::load(&fixture(name), &device()).unwrap();
-    assert!(
-        report.unused.is_empty(),
-        "{name}: unused {:?}",
-        report.unused
-    );
-    model
-}
-
-fn logits(model: &EncoderClassifier<B>, r: &Reference) -> Tensor<B, 2> {
-    model.forward(r.input_ids.clone(), r.attention_mask.clone(), None)
-}
-
-fn max_abs_diff(a: Tensor<B, 2>, b: Tensor<B, 2>) -> f32 {
-    assert_eq!(a.dims(), b.dims());
-    (a - b).abs().max().into_scalar().elem()
-}
-
-fn assert_close(what: &str, a: Tensor<B, 2>, b: Tensor<B, 2>) -> f32 {
-    let diff = max_abs_diff(a, b);
-    assert!(diff < TOLERANCE, "{what}: max |Δlogits| = {diff:e}");
-    diff
-}
-
-/// The fixtures' logits are ~1e-2 (random weights of std 0.02), so the absolute target is only
-/// 1 % of the signal: a missing padding mask shifts them by ~4e-5 and passes it. Parity is also
-/// held to 1e-5 of the largest logit (measured: ~4e-7).
-fn assert_parity(what: &str, a: Tensor<B, 2>, b: Tensor<B, 2>) -> f32 {
-    let scale: f32 = b.clone().abs().max().into_scalar().elem();
-    let diff = assert_close(what, a, b);
-    assert!(
-        diff <= 1e-5 * scale,
-        "{what}: max |Δlogits| = {diff:e} for logits up to {scale:e}"
-    );
-    diff
+    load_on(name, &device())
 }
 
 /// A scratch folder removed on drop.
@@ -144,74 +91,6 @@ fn keep(name: &str) -> Option<String> {
     Some(name.to_string())
 }
 
-/// Logits of both rows (the second right-padded) match transformers'.
-fn check_parity(name: &str) -> f32 {
-    let model = load(name);
-    let r = reference(name);
-    let diff = assert_parity(name, logits(&model, &r), r.logits);
-    println!("{name}: max |Δlogits| vs transformers = {diff:e}");
-    diff
-}
-
-#[test]
-fn bert_logits_match_transformers() {
-    check_parity(BERT);
-    let model = load(BERT);
-    let r = reference(BERT);
-    assert_eq!(model.config.num_labels, 3);
-    assert_eq!(
-        model.config.problem_type,
-        ProblemType::SingleLabelClassification
-    );
-    // Explicit segment-0 token types are the default; segment 1 changes the logits.
-    let zeros = Tensor::<B, 2, Int>::zeros(r.input_ids.dims(), &device());
-    let explicit = model.forward(
-        r.input_ids.clone(),
-        r.attention_mask.clone(),
-        Some(zeros.clone()),
-    );
-    assert_close("token types 0", explicit, r.logits.clone());
-    let ones = model.forward(
-        r.input_ids.clone(),
-        r.attention_mask.clone(),
-        Some(zeros + 1),
-    );
-    assert!(max_abs_diff(ones, r.logits) > 1e-3);
-}
-
-#[test]
-fn roberta_logits_match_transformers() {
-    check_parity(ROBERTA);
-    assert_eq!(load(ROBERTA).config.num_labels, 2);
-}
-
-#[test]
-fn padding_is_masked() {
-    for name in [BERT, ROBERTA] {
-        let model = load(name);
-        let r = reference(name);
-        let padded = r.attention_mask.clone().equal_elem(0);
-        // Other (non-pad) ids at the three masked positions of the second row.
-        let other = Tensor::<B, 2, Int>::from_data(TensorData::from([[1000i64; 12]; 2]), &device());
-        let ids = r.input_ids.clone().mask_where(padded, other);
-        let masked = model.forward(ids.clone(), r.attention_mask.clone(), None);
-        let diff = max_abs_diff(logits(&model, &r), masked);
-        assert!(
-            diff <= 1e-9,
-            "{name}: masked tokens moved the logits by {diff:e}"
-        );
-        // The same change without the mask does reach the logits.
-        let ones = Tensor::<B, 2, Int>::ones([2, 12], &device());
-        let unmasked_before = model.forward(r.input_ids.clone(), ones.clone(), None);
-        let unmasked_after = model.forward(ids, ones, None);
-        let diff = max_abs_diff(unmasked_before, unmasked_after);
-        assert!(
-            diff > 1e-6,
-            "{name}: unmasked change moved the logits by only {diff:e}"
-        );
-    }
-}
-
 #[test]
 fn gelu_is_the_exact_erf_form() {
     // transformers' `gelu` is erf-based; the tanh form differs by 1.5e-4 at x = 1.
@@ -235,7 +114,7 @@ fn unprefixed_body_loads_like_prefixed() {
     let (model, report) = EncoderClassifier::<B>::load(&dir.0, &device()).unwrap();
     assert!(report.unused.is_empty(), "{:?}", report.unused);
     let r = reference(BERT);
-    assert_parity("unprefixed", logits(&model, &r), r.logits);
+    assert_parity("unprefixed", r.logits_of(&model), r.logits);
     // Module names stay those of BertForSequenceClassification, as PEFT names them.
     let names: Vec<String> = model.linears().into_iter().map(|(n, _)| n).collect();
     assert_eq!(names[0], "bert.encoder.layer.0.attention.self.query");
@@ -243,36 +122,6 @@ fn unprefixed_body_loads_like_prefixed() {
         names[names.len() - 2..],
         ["bert.pooler.dense", "classifier"]
     );
-}
-
-#[test]
-fn sorsa_injection_and_merge_keep_logits() {
-    for name in [BERT, ROBERTA] {
-        let r = reference(name);
-        let mut cfg = AdapterConfig::new(Method::Sorsa, 4);
-        cfg.targets = Some(Targets::Pattern("all-linear".into()));
-        let (model, injection) = inject_adapters(load(name), &cfg).unwrap();
-        // all-linear: the six linears of each of the two layers, not the head or pooler.
-        assert_eq!(
-            injection.adapted.len(),
-            12,
-            "{name}: {:?}",
-            injection.adapted
-        );
-        assert!(
-            injection
-                .adapted
-                .iter()
-                .all(|n| n.contains(".encoder.layer."))
-        );
-        assert_close(
-            &format!("{name} + sorsa"),
-            logits(&model, &r),
-            r.logits.clone(),
-        );
-        let merged = merge_adapters(model);
-        assert_close(&format!("{name} merged"), logits(&merged, &r), r.logits);
-    }
 }
 
 #[test]
@@ -292,7 +141,7 @@ fn lotr_groups_query_and_value() {
     // Four [32, 32] targets: one group sharing L and R.
     assert_eq!(model.shared().lotr.len(), 1);
     // Normal init starts with zero cores: the model is unchanged.
-    assert_close("lotr", logits(&model, &r), r.logits);
+    assert_close("lotr", r.logits_of(&model), r.logits);
 }
 
 #[test]
@@ -328,7 +177,7 @@ fn loss_before_after(name: &str, cfg: &AdapterConfig) -> (f32, f32) {
     let (model, _) = inject_adapters(load(name), cfg).unwrap();
     let labels = Tensor::<B, 1, Int>::from_data(TensorData::from([0i64, 1]), &device());
     let loss_fn = CrossEntropyLossConfig::new().init(&device());
-    let loss_of = |m: &EncoderClassifier<B>| loss_fn.forward(logits(m, &r), labels.clone());
+    let loss_of = |m: &EncoderClassifier<B>| loss_fn.forward(r.logits_of(m), labels.clone());
     let loss = loss_of(&model);
     let before: f32 = loss.clone().into_scalar().elem();
     let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -429,20 +278,18 @@ fn fresh_head_for_a_new_task() {
     assert!(report.unused.is_empty(), "{:?}", report.unused);
     assert_eq!(model.config.problem_type, ProblemType::Regression);
     let r = reference(ROBERTA);
-    let out = logits(&model, &r);
+    let out = r.logits_of(&model);
     assert_eq!(out.dims(), [2, 1]);
     // Deterministic in the seed.
     let (again, _) = EncoderClassifier::<B>::load_with(&dir.0, head, &device()).unwrap();
-    assert_eq!(max_abs_diff(out, logits(&again, &r)), 0.0);
+    assert_eq!(max_abs_diff(out, r.logits_of(&again)), 0.0);
 
     // On a checkpoint that has a head, a fresh one leaves it unused.
     let (bert, report) =
         EncoderClassifier::<B>::load_with(&fixture(BERT), head, &device()).unwrap();
     assert_eq!(report.unused, ["classifier.bias", "classifier.weight"]);
-    assert_eq!(logits(&bert, &reference(BERT)).dims(), [2, 1]);
+    assert_eq!(reference(BERT).logits_of(&bert).dims(), [2, 1]);
 }
-
-const ROBERTA_LORA: &str = "tiny-roberta-cls-lora";
 
 #[test]
 fn missing_head_is_created_as_transformers_does() {
@@ -469,7 +316,7 @@ fn missing_head_is_created_as_transformers_does() {
     );
     assert!(report.unused.is_empty(), "{:?}", report.unused);
     assert_eq!(model.config.num_labels, 3);
-    assert_eq!(logits(&model, &reference(ROBERTA)).dims(), [2, 3]);
+    assert_eq!(reference(ROBERTA).logits_of(&model).dims(), [2, 3]);
     // transformers' init: weights N(0, initializer_range = 0.02), biases zero.
     let dense = model.classifier.dense.as_ref().unwrap().base();
     let w: Vec<f32> = dense.weight.val().into_data().to_vec().unwrap();
@@ -496,7 +343,7 @@ fn missing_head_is_created_as_transformers_does() {
     assert!(report.initialized.is_empty(), "{:?}", report.initialized);
     assert_eq!(full.config.num_labels, 2);
     let r = reference(ROBERTA);
-    assert_parity("roberta, head loaded", logits(&full, &r), r.logits);
+    assert_parity("roberta, head loaded", r.logits_of(&full), r.logits);
 
     // BERT without pooler and classifier: both are new.
     let dir = modified_fixture(
@@ -547,7 +394,7 @@ fn forward_logits(file: &Path) -> Tensor<B, 2> {
 /// A tokenizer.json that splits on whitespace and maps the word `tN` to id N (adding nothing),
 /// and an SST-2 file whose rows encode to the real tokens of each row of `r`'s batch: `eval`
 /// then sees exactly the fixture's inputs.
-fn inputs_as_text(r: &Reference, dir: &Path) -> (PathBuf, PathBuf) {
+fn inputs_as_text(r: &Reference<B>, dir: &Path) -> (PathBuf, PathBuf) {
     let ids: Vec<i64> = r
         .input_ids
         .clone()
@@ -609,25 +456,11 @@ fn eval_outputs(records: &Path) -> Tensor<B, 2> {
     Tensor::from_data(TensorData::new(rows.concat(), [n, k]), &device())
 }
 
+/// PEFT's LoRA with a trained head through `forward`, `merge` and `eval` (the library half is
+/// `encoder/parity.rs`).
 #[test]
-fn peft_adapter_with_head_gives_peft_logits() {
-    use burn_peft::model::any::{AnyModel, load_with_adapter};
+fn peft_adapter_with_head_through_the_commands() {
     let r = reference(ROBERTA_LORA);
-    let (model, report) =
-        load_with_adapter::<B>(&fixture(ROBERTA), &fixture(ROBERTA_LORA), &device()).unwrap();
-    assert!(report.unused.is_empty(), "{:?}", report.unused);
-    let AnyModel::Encoder(model) = model else {
-        panic!("an encoder")
-    };
-    let diff = assert_parity("PEFT LoRA + head", logits(&model, &r), r.logits.clone());
-    println!("tiny-roberta-cls-lora: max |Δlogits| vs PEFT = {diff:e}");
-    // The adapter's head is what makes the difference: the base head is far off.
-    let base = max_abs_diff(logits(&load(ROBERTA), &r), r.logits.clone());
-    assert!(base > 0.05, "base head only {base} from PEFT's logits");
-    let merged = merge_adapters(model);
-    assert_parity("merged", logits(&merged, &r), r.logits.clone());
-
-    // The same through the commands.
     let dir = TempDir::new("peft-head-cli");
     let (base_dir, adapter_dir) = (fixture(ROBERTA), fixture(ROBERTA_LORA));
     let inputs = adapter_dir.join("reference.safetensors");

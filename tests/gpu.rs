@@ -28,6 +28,15 @@ mod decoder {
     mod sliding_window;
 }
 
+/// Encoders: `tests/encoder/parity.rs` (BERT and RoBERTa parity, padding, SORSA merged, PEFT
+/// LoRA with a trained head) per device.
+#[path = "encoder"]
+mod encoder {
+    #[allow(dead_code)]
+    mod common;
+    mod parity;
+}
+
 /// Adapters, initialisation, merging, the SORSA regularizer: `tests/foundation/` on wgpu.
 #[cfg(feature = "wgpu")]
 #[path = "foundation"]
@@ -58,8 +67,6 @@ mod foundation_cuda {
     mod sorsa;
 }
 
-#[path = "gpu/encoder.rs"]
-mod encoder;
 #[path = "gpu/fusion.rs"]
 mod fusion;
 #[path = "gpu/train.rs"]
