@@ -6,17 +6,35 @@
 #   scripts/gpu-check.sh cuda     CUDA (needs the CUDA toolkit and an NVIDIA driver), then the
 #                                 training and decode benchmarks on `--device cuda`
 #
+# For a GPU machine without Rust (build here, run there):
+#   scripts/gpu-check.sh cuda-pack [DIR]   builds the CUDA test binary and `burn-peft` and puts
+#                                 them, stripped and gzipped, in DIR (default target/gpu-pack)
+#   scripts/gpu-check.sh cuda-run [DIR]    on the GPU machine, from the repository root: the
+#                                 suite and the benchmarks from DIR, no cargo. The tests find
+#                                 their fixtures through the path they were built in, so that
+#                                 path is linked to this checkout when it does not exist.
+#
 # Decoder and encoder parity with transformers on every fixture and the PEFT adapters, the
 # real-stories260K exactness test, KV-cache generation, the adapter/merge/regularizer tests,
 # six training steps of every method against the CPU run, merge, export and resume.
 #
 # Cost on a 2-core machine without a GPU: the wgpu feature rebuilds Burn (13 min), the test
-# binary builds in 3 min and runs in 11 min, most of it compiling kernels on llvmpipe. Mesa's
+# binary builds in 3 min and runs in 11-12 min, most of it compiling kernels on llvmpipe. Mesa's
 # shader cache (~/.cache/mesa_shader_cache) and cubecl's autotune cache (target/autotune) carry
 # over between runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 backend="${1:-wgpu}"
+
+# Training (SORSA, LoRA) and decode speed of a 1B-class random Llama on `--device cuda`.
+cuda_benchmarks() {
+  echo "== training and decode benchmarks on cuda"
+  for method in sorsa lora; do
+    "$1" bench train --device cuda --method "$method" --hidden 2048 --layers 16 \
+      --seq 512 --batch 4 --rank 64 --precision bf16
+  done
+  "$1" bench generate --device cuda --hidden 2048 --layers 16
+}
 
 case "$backend" in
   wgpu)
@@ -35,17 +53,48 @@ case "$backend" in
   cuda)
     echo "== cargo test --features cuda --test gpu"
     cargo test --features cuda --test gpu
-    echo "== training and decode benchmarks on cuda"
     cargo build --release --features cuda
-    bin=target/release/burn-peft
-    for method in sorsa lora; do
-      "$bin" bench train --device cuda --method "$method" --hidden 2048 --layers 16 \
-        --seq 512 --batch 4 --rank 64 --precision bf16
-    done
-    "$bin" bench generate --device cuda --hidden 2048 --layers 16
+    cuda_benchmarks target/release/burn-peft
+    ;;
+  cuda-pack)
+    pack="${2:-target/gpu-pack}"
+    mkdir -p "$pack"
+    # The dev profile: dependencies (Burn, cubecl) at opt-level 3 as in release, no second
+    # build of Burn.
+    cargo build --features cuda --bin burn-peft
+    test_bin=$(cargo test --features cuda --test gpu --no-run --message-format=json \
+      | python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["kind"] == ["test"]:
+        print(m["executable"])')
+    # Stripped and gzipped: both fit the 64 MiB a device run may carry.
+    strip -o "$pack/gpu-tests" "$test_bin"
+    strip -o "$pack/burn-peft" target/debug/burn-peft
+    gzip -f -9 "$pack/gpu-tests" "$pack/burn-peft"
+    pwd > "$pack/built-in"
+    ls -la "$pack"
+    ;;
+  cuda-run)
+    pack="${2:-target/gpu-pack}"
+    built_in=$(cat "$pack/built-in")
+    if [ ! -e "$built_in" ]; then
+      mkdir -p "$(dirname "$built_in")"
+      ln -s "$PWD" "$built_in"
+    fi
+    bin=$(mktemp -d)
+    gzip -dc "$pack/gpu-tests.gz" > "$bin/gpu-tests"
+    gzip -dc "$pack/burn-peft.gz" > "$bin/burn-peft"
+    chmod +x "$bin/gpu-tests" "$bin/burn-peft"
+    echo "== GPU-path suite on cuda ($pack)"
+    # The benchmarks run even when a test fails: a GPU session is short.
+    suite=0
+    "$bin/gpu-tests" || suite=$?
+    cuda_benchmarks "$bin/burn-peft"
+    exit "$suite"
     ;;
   *)
-    echo "usage: $0 [wgpu|cuda]" >&2
+    echo "usage: $0 [wgpu|cuda|cuda-pack [DIR]|cuda-run [DIR]]" >&2
     exit 2
     ;;
 esac

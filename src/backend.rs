@@ -217,12 +217,7 @@ pub fn run_on<J: BackendJob>(kind: DeviceKind, job: J) -> Result<J::Output> {
         }
         #[cfg(feature = "cuda")]
         DeviceKind::Cuda(index) => {
-            record(DeviceInfo {
-                device: kind.to_string(),
-                backend: "burn-cuda".into(),
-                adapter: None,
-                driver: None,
-            });
+            record(cuda_device(kind, index)?);
             Ok(job.run::<Train<Cuda>>(burn::backend::cuda::CudaDevice::new(index)))
         }
         #[cfg(feature = "ndarray")]
@@ -353,6 +348,85 @@ fn wgpu_device(
             driver: (!driver.is_empty()).then_some(driver),
         },
     ))
+}
+
+/// Asks the CUDA driver for device `index` before Burn's runtime starts (which panics on a
+/// machine without the driver or the device), and describes it: name, memory and compute
+/// capability, and the driver's CUDA version.
+#[cfg(feature = "cuda")]
+fn cuda_device(kind: DeviceKind, index: usize) -> Result<DeviceInfo> {
+    use cudarc::driver::{result, sys};
+
+    let unavailable = |message: String| Error::DeviceUnavailable {
+        device: kind.to_string(),
+        message,
+    };
+    // SAFETY: only tries to open the driver library (libcuda.so / nvcuda.dll).
+    if !unsafe { sys::is_culib_present() } {
+        return Err(unavailable(
+            "no CUDA driver found (libcuda.so could not be loaded): install NVIDIA's driver, \
+             or add the folder holding libcuda.so to LD_LIBRARY_PATH"
+                .into(),
+        ));
+    }
+    let driver_error = |what: &str, e: result::DriverError| {
+        let name = e.error_name().map(|n| n.to_string_lossy().into_owned());
+        unavailable(format!(
+            "the CUDA driver failed to {what}: {}",
+            name.unwrap_or_else(|_| format!("{e:?}"))
+        ))
+    };
+    result::init().map_err(|e| driver_error("initialise", e))?;
+    let count = result::device::get_count().map_err(|e| driver_error("count the devices", e))?;
+    let devices: Vec<String> = (0..count)
+        .map(|ordinal| {
+            let described = result::device::get(ordinal).and_then(|device| {
+                let name = result::device::get_name(device)?;
+                // SAFETY: `device` came from `get`.
+                let (bytes, major, minor) = unsafe {
+                    use sys::CUdevice_attribute::*;
+                    (
+                        result::device::total_mem(device)?,
+                        result::device::get_attribute(
+                            device,
+                            CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
+                        )?,
+                        result::device::get_attribute(
+                            device,
+                            CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR,
+                        )?,
+                    )
+                };
+                let gib = bytes as f64 / (1u64 << 30) as f64;
+                Ok(format!(
+                    "{name}, {gib:.1} GiB, compute capability {major}.{minor}"
+                ))
+            });
+            described.unwrap_or_else(|e| format!("device {ordinal} (not readable: {e:?})"))
+        })
+        .collect();
+    let Some(adapter) = devices.get(index) else {
+        let listed = if devices.is_empty() {
+            "none".to_string()
+        } else {
+            devices.join("; ")
+        };
+        return Err(unavailable(format!(
+            "{count} CUDA device(s) found, index {index} asked for; devices: {listed}"
+        )));
+    };
+    let mut version = 0;
+    // SAFETY: writes one int; the driver is initialised.
+    let driver = unsafe { sys::cuDriverGetVersion(&mut version) }
+        .result()
+        .ok()
+        .map(|()| format!("CUDA {}.{}", version / 1000, version % 1000 / 10));
+    Ok(DeviceInfo {
+        device: kind.to_string(),
+        backend: "burn-cuda".into(),
+        adapter: Some(adapter.clone()),
+        driver,
+    })
 }
 
 /// Runs `job` on the CPU device with the BalancedCheckpointing autodiff strategy (only the

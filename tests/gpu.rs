@@ -67,6 +67,8 @@ mod foundation_cuda {
     mod sorsa;
 }
 
+#[path = "gpu/devices.rs"]
+mod devices;
 #[path = "gpu/fusion.rs"]
 mod fusion;
 #[path = "gpu/train.rs"]

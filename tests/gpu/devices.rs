@@ -1,0 +1,77 @@
+//! Picking a device that is not there: one error naming what is missing and what was found,
+//! before the backend starts (cubecl itself panics).
+
+use burn::tensor::backend::AutodiffBackend;
+use burn_peft::Error;
+use burn_peft::backend::{BackendJob, DeviceKind, run_on};
+
+/// A job that must not start.
+struct NeverRuns;
+
+impl BackendJob for NeverRuns {
+    type Output = ();
+    fn run<B: AutodiffBackend>(self, _: B::Device) {
+        panic!("the job started on a device that should have been refused")
+    }
+}
+
+/// The `DeviceUnavailable` message for `device`.
+fn refusal(device: &str) -> String {
+    let kind: DeviceKind = device.parse().unwrap();
+    match run_on(kind, NeverRuns) {
+        Err(e @ Error::DeviceUnavailable { .. }) => e.to_string(),
+        other => panic!("{device}: {other:?}"),
+    }
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn missing_wgpu_adapter_lists_the_adapters_found() {
+    let message = refusal("wgpu:virtual:7");
+    assert!(
+        message.contains("wgpu:virtual:7")
+            && message.contains("VirtualGpu adapter(s) found, index 7 asked for; adapters: "),
+        "{message}"
+    );
+}
+
+/// The "no Vulkan driver" case, through the command a user runs: Vulkan's loader is
+/// pointed at a driver list that does not exist.
+#[cfg(all(feature = "wgpu", target_os = "linux"))]
+#[test]
+fn no_vulkan_driver_is_one_error_not_a_panic() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let fixture = root.join("tests/fixtures/tiny-llama");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_burn-peft"))
+        .args(["forward", "--device", "wgpu", "--model"])
+        .arg(&fixture)
+        .arg("--inputs")
+        .arg(fixture.join("reference.safetensors"))
+        .arg("--out")
+        .arg(std::env::temp_dir().join("burn-peft-no-driver.safetensors"))
+        .env("VK_ICD_FILENAMES", "/nonexistent/icd.json")
+        .env("VK_DRIVER_FILES", "/nonexistent/icd.json")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("device `wgpu` is not available: no Vulkan adapter found")
+            && stderr.contains("mesa-vulkan-drivers")
+            && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+}
+
+/// On a machine without NVIDIA's driver: "no CUDA driver found"; with one: the devices it has.
+#[cfg(feature = "cuda")]
+#[test]
+fn missing_cuda_device_names_the_driver_or_the_devices() {
+    let message = refusal("cuda:1000");
+    assert!(
+        message.contains("device `cuda:1000` is not available: ")
+            && (message.contains("no CUDA driver found")
+                || message.contains("CUDA device(s) found, index 1000 asked for")),
+        "{message}"
+    );
+}
