@@ -86,6 +86,11 @@ for line in sys.stdin:
     gzip -dc "$pack/gpu-tests.gz" > "$bin/gpu-tests"
     gzip -dc "$pack/burn-peft.gz" > "$bin/burn-peft"
     chmod +x "$bin/gpu-tests" "$bin/burn-peft"
+    # One forward pass first: without a usable driver or GPU this stops with burn-peft's
+    # one-line reason instead of a suite of backend panics.
+    fixture=tests/fixtures/tiny-llama
+    "$bin/burn-peft" forward --device cuda --model "$fixture" \
+      --inputs "$fixture/reference.safetensors" --out "$bin/forward.safetensors"
     echo "== GPU-path suite on cuda ($pack)"
     # The benchmarks run even when a test fails: a GPU session is short.
     suite=0
