@@ -429,6 +429,82 @@ fn cuda_device(kind: DeviceKind, index: usize) -> Result<DeviceInfo> {
     })
 }
 
+/// What Burn's allocator holds on a GPU device (cubecl's memory pools), in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceMemory {
+    /// In live tensors.
+    pub in_use: u64,
+    /// Reserved from the device by the pools. They keep what they reserve until cleaned up,
+    /// so after a cleanup this is at least the most that was in use since.
+    pub reserved: u64,
+}
+
+/// Reads a GPU device's [`DeviceMemory`]; host devices have none (their tensors are the
+/// process's own memory: see `train::memory::rss`).
+#[derive(Debug, Clone)]
+pub struct DeviceMemoryReader(GpuDevice);
+
+#[derive(Debug, Clone)]
+enum GpuDevice {
+    #[cfg(feature = "wgpu")]
+    Wgpu(burn::backend::wgpu::WgpuDevice),
+    #[cfg(feature = "cuda")]
+    Cuda(burn::backend::cuda::CudaDevice),
+}
+
+impl DeviceMemoryReader {
+    /// A reader for `device` (a backend's `Device`) where it is a GPU device, else `None`.
+    pub fn of<D: 'static>(device: &D) -> Option<Self> {
+        let device: &dyn std::any::Any = device;
+        #[cfg(feature = "wgpu")]
+        if let Some(device) = device.downcast_ref::<burn::backend::wgpu::WgpuDevice>() {
+            return Some(Self(GpuDevice::Wgpu(device.clone())));
+        }
+        #[cfg(feature = "cuda")]
+        if let Some(device) = device.downcast_ref::<burn::backend::cuda::CudaDevice>() {
+            return Some(Self(GpuDevice::Cuda(device.clone())));
+        }
+        let _ = device;
+        None
+    }
+
+    /// The device's memory now (`None` if the runtime cannot say).
+    pub fn read(&self) -> Option<DeviceMemory> {
+        match self.0 {
+            #[cfg(feature = "wgpu")]
+            GpuDevice::Wgpu(ref device) => cube_memory::<burn::backend::wgpu::WgpuRuntime>(device),
+            #[cfg(feature = "cuda")]
+            GpuDevice::Cuda(ref device) => cube_memory::<cubecl::cuda::CudaRuntime>(device),
+        }
+    }
+
+    /// Returns the pools' unused memory to the device, so that [`DeviceMemory::reserved`]
+    /// measures what is needed from here on.
+    pub fn release_unused(&self) {
+        match self.0 {
+            #[cfg(feature = "wgpu")]
+            GpuDevice::Wgpu(ref device) => {
+                <burn::backend::wgpu::WgpuRuntime as burn_cubecl::cubecl::Runtime>::client(device)
+                    .memory_cleanup()
+            }
+            #[cfg(feature = "cuda")]
+            GpuDevice::Cuda(ref device) => {
+                <cubecl::cuda::CudaRuntime as burn_cubecl::cubecl::Runtime>::client(device)
+                    .memory_cleanup()
+            }
+        }
+    }
+}
+
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn cube_memory<R: burn_cubecl::cubecl::Runtime>(device: &R::Device) -> Option<DeviceMemory> {
+    let usage = R::client(device).memory_usage().ok()?;
+    Some(DeviceMemory {
+        in_use: usage.bytes_in_use,
+        reserved: usage.bytes_reserved,
+    })
+}
+
 /// Runs `job` on the CPU device with the BalancedCheckpointing autodiff strategy (only the
 /// memory benchmark uses it, so no other backend is compiled with it).
 pub fn run_balanced<J: BackendJob>(job: J) -> J::Output {

@@ -71,7 +71,8 @@ pub struct TrainBenchArgs {
     /// activations (a recipe's `model.recomputed_layers`; default: all).
     #[arg(long)]
     pub recomputed_layers: Option<usize>,
-    /// Device: cpu (burn-flex) or ndarray (peak RSS only measures host devices).
+    /// Device: cpu (burn-flex), ndarray, wgpu[:…] or cuda[:N]. The peak is the process's RSS
+    /// on the CPU devices, the device memory Burn's allocator reserved on a GPU.
     #[arg(long, default_value = "cpu")]
     pub device: burn_peft::backend::DeviceKind,
 }
@@ -370,8 +371,9 @@ impl burn_peft::backend::BackendJob for TrainBench {
     type Output = anyhow::Result<()>;
 
     /// Builds a random-weight Llama in the requested precision, adapts every linear, and runs
-    /// one warm-up and `steps` timed optimizer steps, measuring each step's peak RSS and its
-    /// parts as the trainer does (the peak is reset after the model is built).
+    /// one warm-up and `steps` timed optimizer steps, measuring each step's peak memory (RSS on
+    /// the CPU, the allocator's reserved memory on a GPU) and its parts as the trainer does
+    /// (the peak is reset after the model is built).
     fn run<B: burn::tensor::backend::AutodiffBackend>(
         self,
         device: B::Device,
@@ -385,7 +387,7 @@ impl burn_peft::backend::BackendJob for TrainBench {
         use burn_peft::model::loss::{causal_lm_loss, lm_labels};
         use burn_peft::model::precision::dtype_name;
         use burn_peft::train::PeftStep;
-        use burn_peft::train::memory::{MemoryMonitor, ParamBytes, rss};
+        use burn_peft::train::memory::{MemoryMonitor, MemorySource, ParamBytes, rss};
 
         let args = self.0;
         let heads = (args.hidden / 64).max(1);
@@ -424,7 +426,12 @@ impl burn_peft::backend::BackendJob for TrainBench {
             ParamReport::of(&model),
             started.elapsed().as_secs_f64()
         );
-        let mut memory = MemoryMonitor::new(ParamBytes::of(&model), 0, true);
+        let source = MemorySource::of(&device);
+        let peak_of = match source {
+            MemorySource::Device(_) => "device",
+            _ => "RSS",
+        };
+        let mut memory = MemoryMonitor::new(ParamBytes::of(&model), 0, source);
         let step = PeftStep::new(&adapter, 1e-4, Some(1.0), 1);
         let mut optimizer = burn::optim::AdamWConfig::new().init();
         let tokens = args.batch * args.seq;
@@ -469,8 +476,8 @@ impl burn_peft::backend::BackendJob for TrainBench {
         let mib =
             |b: Option<u64>| b.map_or("n/a".into(), |b| format!("{:.0}", b as f64 / 1048576.0));
         println!(
-            "| method | rank | base | checkpointing | seq | batch | tokens/s | s/step | peak RSS MiB | \
-             base | adapters | gradients | optimizer | activations | other |"
+            "| method | rank | base | checkpointing | seq | batch | tokens/s | s/step | peak {peak_of} \
+             MiB | base | adapters | gradients | optimizer | activations | other |"
         );
         println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         println!(

@@ -274,7 +274,7 @@ where
         adapter.rank,
         adapter.modules_to_save.join(", ")
     ));
-    let mut memory = memory_monitor(recipe, &model, &initial);
+    let mut memory = memory_monitor(device, &model, &initial);
 
     let plan = Plan::new(recipe, train_set.len());
     let mut optimizer = adamw(recipe).init();

@@ -10,14 +10,19 @@
 //! | `activations` | what the step holds beyond that: saved activations, temporaries | step peak − resident at the step's start − gradients (measured) |
 //! | `other` | runtime, data, allocator slack | peak − all of the above (measured) |
 //!
-//! Peaks are the process's resident set (`VmHWM`), reset at each step's start, so they are
-//! measured only where tensors live in host memory (`cpu`, `ndarray` devices on Linux); on GPU
-//! devices the exact parts are reported and the measured ones are absent.
+//! Where tensors live in host memory (`cpu`, `ndarray` devices, Linux) the peak is the
+//! process's resident set (`VmHWM`), reset at each step's start. On GPU devices (wgpu, CUDA) it
+//! is the device memory Burn's allocator has reserved by the step's end: the pools are emptied
+//! of unused memory once before the first step and keep what they reserve, so this is the
+//! most the steps needed in use, plus the pools' slack (what the device's own tools show for the
+//! process, less the runtime's context). Elsewhere the exact parts are reported and the
+//! measured ones are absent.
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Tensor, backend::Backend};
 use serde::{Deserialize, Serialize};
 
+use crate::backend::DeviceMemoryReader;
 use crate::io::adapter::InitialAdapters;
 
 /// Peak memory of a run and its parts (bytes).
@@ -79,21 +84,47 @@ pub fn initial_bytes<B: Backend>(initial: &InitialAdapters<B>) -> u64 {
         + ParamBytes::of(&initial.shared).trainable
 }
 
+/// Where a run's peak memory is measured.
+#[derive(Debug, Clone)]
+pub enum MemorySource {
+    /// The process's resident set: tensors in host memory (Linux).
+    HostRss,
+    /// A GPU device's memory, as Burn's allocator reserved it.
+    Device(DeviceMemoryReader),
+    /// Not measured: only the exact parts are reported.
+    Unmeasured,
+}
+
+impl MemorySource {
+    /// The source for a backend's `device`: its allocator on a GPU device, else the resident
+    /// set where it can be read.
+    pub fn of<D: 'static>(device: &D) -> Self {
+        match DeviceMemoryReader::of(device) {
+            Some(reader) => Self::Device(reader),
+            None if rss::supported() => Self::HostRss,
+            None => Self::Unmeasured,
+        }
+    }
+}
+
 /// Measures the steps of a run and keeps the breakdown of the highest one.
 #[derive(Debug, Clone)]
 pub struct MemoryMonitor {
     report: MemoryReport,
-    /// Resident memory when the current step started.
+    /// Memory when the current step started: resident (host), in use (device).
     step_start: Option<u64>,
-    /// Whether host RSS measures the tensors (CPU devices).
-    host: bool,
+    source: MemorySource,
 }
 
 impl MemoryMonitor {
-    /// A monitor for a model with `params`, plus `initial` bytes of saved initial factors;
-    /// `host` when the device's tensors live in host memory.
-    pub fn new(params: ParamBytes, initial: u64, host: bool) -> Self {
+    /// A monitor for a model with `params`, plus `initial` bytes of saved initial factors,
+    /// measured from `source`. Create it after the model is built: a device's pools are
+    /// emptied of unused memory here.
+    pub fn new(params: ParamBytes, initial: u64, source: MemorySource) -> Self {
         let trainable = params.trainable;
+        if let MemorySource::Device(reader) = &source {
+            reader.release_unused();
+        }
         Self {
             report: MemoryReport {
                 base: params.frozen,
@@ -103,20 +134,27 @@ impl MemoryMonitor {
                 ..MemoryReport::default()
             },
             step_start: None,
-            host: host && rss::supported(),
+            source,
         }
     }
 
     /// Call right before a step's forward pass.
     pub fn start_step(&mut self) {
-        if self.host {
-            self.step_start = rss::reset_peak();
-        }
+        self.step_start = match &self.source {
+            MemorySource::HostRss => rss::reset_peak(),
+            MemorySource::Device(reader) => reader.read().map(|m| m.in_use),
+            MemorySource::Unmeasured => None,
+        };
     }
 
     /// Call after the step's optimizer update; `step` is 1-based.
     pub fn end_step(&mut self, step: usize) {
-        let (Some(start), Some(peak)) = (self.step_start.take(), rss::peak()) else {
+        let peak = match &self.source {
+            MemorySource::HostRss => rss::peak(),
+            MemorySource::Device(reader) => reader.read().map(|m| m.reserved),
+            MemorySource::Unmeasured => None,
+        };
+        let (Some(start), Some(peak)) = (self.step_start.take(), peak) else {
             return;
         };
         if self.report.peak.is_some_and(|p| p >= peak) {
@@ -143,7 +181,7 @@ impl MemoryReport {
         let measured = |b: Option<u64>| b.map_or("n/a".to_string(), gib);
         let peak = match (self.peak, self.peak_step) {
             (Some(p), Some(step)) => format!("peak {} GiB (step {step})", gib(p)),
-            _ => "peak n/a (device memory is not host memory)".into(),
+            _ => "peak n/a (not measured on this device)".into(),
         };
         format!(
             "memory: {peak} = base {} + adapters {} + gradients {} + optimizer {} + activations {} + other {}",

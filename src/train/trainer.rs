@@ -18,7 +18,7 @@ use burn::tensor::{ElementConversion, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::dashboard::Dashboard;
-use super::memory::{MemoryMonitor, MemoryReport, ParamBytes, initial_bytes};
+use super::memory::{MemoryMonitor, MemoryReport, MemorySource, ParamBytes, initial_bytes};
 use super::metrics::{MetricsLog, StepMetrics};
 use super::recipe::Recipe;
 use super::schedule::Schedule;
@@ -313,7 +313,7 @@ pub fn train_model<B: AutodiffBackend>(
         recipe.adapter.rank,
         started.elapsed().as_secs_f64()
     ));
-    let mut memory = memory_monitor(recipe, &model, &initial);
+    let mut memory = memory_monitor(device, &model, &initial);
 
     // Optimisation.
     let o = &recipe.optim;
@@ -498,20 +498,18 @@ pub fn train_model<B: AutodiffBackend>(
     Ok((summary, inference))
 }
 
-/// A memory monitor for a run of `recipe` on `model` (adapters injected) that also keeps the
-/// `initial` factors; RSS peaks are measured on host devices only.
+/// A memory monitor for a run on `device` of `model` (adapters injected) that also keeps the
+/// `initial` factors.
 pub(crate) fn memory_monitor<B: AutodiffBackend, M: AutodiffModule<B>>(
-    recipe: &Recipe,
+    device: &B::Device,
     model: &M,
     initial: &InitialAdapters<B>,
 ) -> MemoryMonitor {
-    use crate::backend::DeviceKind;
-    let host = recipe
-        .run
-        .device
-        .parse::<DeviceKind>()
-        .is_ok_and(DeviceKind::is_host);
-    MemoryMonitor::new(ParamBytes::of(model), initial_bytes(initial), host)
+    MemoryMonitor::new(
+        ParamBytes::of(model),
+        initial_bytes(initial),
+        MemorySource::of(device),
+    )
 }
 
 /// Token-weighted mean loss over `examples` (no gradients).

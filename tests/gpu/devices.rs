@@ -1,9 +1,10 @@
 //! Picking a device that is not there: one error naming what is missing and what was found,
-//! before the backend starts (cubecl itself panics).
+//! before the backend starts (cubecl itself panics). And reading a device's memory.
 
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::Tensor;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn_peft::Error;
-use burn_peft::backend::{BackendJob, DeviceKind, run_on};
+use burn_peft::backend::{BackendJob, DeviceKind, DeviceMemoryReader, run_on};
 
 /// A job that must not start.
 struct NeverRuns;
@@ -75,3 +76,26 @@ fn missing_cuda_device_names_the_driver_or_the_devices() {
         "{message}"
     );
 }
+
+/// A 16 MiB tensor shows in the device's memory in use, and the pools reserve at least that.
+fn device_memory_counts_a_tensor<Bk: Backend>(device: &Bk::Device) {
+    let reader = DeviceMemoryReader::of(device).expect("a GPU device");
+    reader.release_unused();
+    let before = reader.read().expect("the runtime reports its memory");
+    let tensor = Tensor::<Bk, 1>::ones([4 << 20], device);
+    let _ = tensor.clone().sum().into_data(); // runs the kernels
+    let after = reader.read().unwrap();
+    let grown = after.in_use - before.in_use;
+    assert!(
+        grown >= 16 << 20 && after.reserved >= after.in_use,
+        "{before:?} -> {after:?}"
+    );
+    drop(tensor);
+    // Host devices have no device memory: their tensors are the process's.
+    assert!(
+        DeviceMemoryReader::of(&burn::tensor::Device::<burn_peft::backend::Cpu>::default())
+            .is_none()
+    );
+}
+
+backend_tests!(device_memory_counts_a_tensor);

@@ -108,7 +108,15 @@ fn every_method_tracks_the_cpu_run<Bk: Backend>(device: &Bk::Device) {
 
 fn a_resumed_run_ends_where_the_uninterrupted_one_does<Bk: Backend>(device: &Bk::Device) {
     let full = quick_recipe(&tag::<Bk>(device, "full"), &[]);
-    train::<Train<Bk>>(&full, device, &quiet()).unwrap();
+    let summary = train::<Train<Bk>>(&full, device, &quiet()).unwrap();
+    // The device's memory is measured: Burn's pools held at least the model, a gradient per
+    // trainable parameter and AdamW's moments, and the activations on top.
+    let memory = summary.memory.expect("a memory report");
+    let held = memory.base + memory.adapters + memory.gradients + memory.optimizer;
+    assert!(
+        memory.peak.is_some_and(|peak| peak >= held) && memory.activations.is_some_and(|a| a > 0),
+        "{memory:?}"
+    );
     let split = quick_recipe(&tag::<Bk>(device, "split"), &[]);
     let stop_early = TrainOptions {
         stop_after: Some(4),

@@ -8,7 +8,7 @@ use burn_peft::backend::{Cpu, Train};
 use burn_peft::io::adapter::InitialAdapters;
 use burn_peft::model::decoder::Decoder;
 use burn_peft::model::{Precision, inject_adapters};
-use burn_peft::train::memory::{MemoryMonitor, ParamBytes, initial_bytes};
+use burn_peft::train::memory::{MemoryMonitor, MemorySource, ParamBytes, initial_bytes};
 use burn_peft::train::plan::MemoryPlan;
 use burn_peft::train::recipe::Recipe;
 
@@ -23,7 +23,7 @@ fn trainer_parts(recipe: &Recipe) -> [u64; 4] {
         Decoder::<B>::load_as(&recipe.model.path, recipe.model.precision, &device).unwrap();
     let (model, _) = inject_adapters(model, &recipe.adapter).unwrap();
     let snapshot = initial_bytes(&InitialAdapters::of(&model));
-    let report = MemoryMonitor::new(ParamBytes::of(&model), snapshot, false)
+    let report = MemoryMonitor::new(ParamBytes::of(&model), snapshot, MemorySource::Unmeasured)
         .report()
         .clone();
     [
