@@ -91,11 +91,6 @@ impl DeviceKind {
             DeviceKind::Cuda(_) => cfg!(feature = "cuda"),
         }
     }
-
-    /// Whether tensors on this device live in host memory (so the process's RSS measures them).
-    pub fn is_host(self) -> bool {
-        matches!(self, DeviceKind::Cpu | DeviceKind::Ndarray)
-    }
 }
 
 impl fmt::Display for DeviceKind {
@@ -483,15 +478,9 @@ impl DeviceMemoryReader {
     pub fn release_unused(&self) {
         match self.0 {
             #[cfg(feature = "wgpu")]
-            GpuDevice::Wgpu(ref device) => {
-                <burn::backend::wgpu::WgpuRuntime as burn_cubecl::cubecl::Runtime>::client(device)
-                    .memory_cleanup()
-            }
+            GpuDevice::Wgpu(ref device) => cube_release::<burn::backend::wgpu::WgpuRuntime>(device),
             #[cfg(feature = "cuda")]
-            GpuDevice::Cuda(ref device) => {
-                <cubecl::cuda::CudaRuntime as burn_cubecl::cubecl::Runtime>::client(device)
-                    .memory_cleanup()
-            }
+            GpuDevice::Cuda(ref device) => cube_release::<cubecl::cuda::CudaRuntime>(device),
         }
     }
 }
@@ -503,6 +492,11 @@ fn cube_memory<R: burn_cubecl::cubecl::Runtime>(device: &R::Device) -> Option<De
         in_use: usage.bytes_in_use,
         reserved: usage.bytes_reserved,
     })
+}
+
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn cube_release<R: burn_cubecl::cubecl::Runtime>(device: &R::Device) {
+    R::client(device).memory_cleanup();
 }
 
 /// Runs `job` on the CPU device with the BalancedCheckpointing autodiff strategy (only the

@@ -7,16 +7,18 @@
 //! fixes fusion (`cargo test --features wgpu --test gpu -- --ignored`).
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 use burn_peft::adapter::{AdapterConfig, Method, Targets};
 use burn_peft::backend::{Cpu, Train};
 use burn_peft::model::decoder::Decoder;
 use burn_peft::model::inject_adapters;
 
+use crate::train_common::{max_abs_diff, root};
+
 /// Logits of stories260K with SORSA (rank `rank`, on `targets`) for a fixed `[2, 96]` batch
 /// whose second row is padded, brought back to the CPU.
 fn sorsa_logits<Bk: Backend>(targets: &str, rank: usize, device: &Bk::Device) -> Tensor<Cpu, 3> {
-    let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/stories260K/hf");
+    let base = root().join("models/stories260K/hf");
     let (model, _) = Decoder::<Bk>::load(&base, device).unwrap();
     let mut config = AdapterConfig::new(Method::Sorsa, rank);
     config.targets = Some(Targets::Pattern(targets.into()));
@@ -38,7 +40,7 @@ fn sorsa_logits_under_autodiff_match_the_cpu<Bk: Backend>(device: &Bk::Device) {
         for rank in [4, 8] {
             let want = sorsa_logits::<Cpu>(targets, rank, &Default::default());
             let got = sorsa_logits::<Train<Bk>>(targets, rank, device);
-            let err: f32 = (got - want).abs().max().into_scalar().elem();
+            let err = max_abs_diff(got, want);
             assert!(
                 err < 1e-4,
                 "SORSA on {targets}, rank {rank}: logits differ by {err:e}"
