@@ -12,7 +12,7 @@ use burn_peft::linalg::orthonormalize_columns;
 use burn_peft::model::any::load_model;
 use burn_peft::model::inject_adapters;
 use burn_peft::train::recipe::Recipe;
-use burn_peft::train::trainer::{TrainOptions, train_model};
+use burn_peft::train::{TrainOptions, train_decoder};
 use faer::Mat;
 
 type B = burn_peft::backend::Cpu;
@@ -200,7 +200,7 @@ fn runs() -> &'static [PathBuf; 2] {
             ];
             sets.extend(method.iter().map(|s| s.to_string()));
             let recipe = Recipe::load(None, &sets).unwrap();
-            train_model::<Train>(
+            train_decoder::<Train>(
                 &recipe,
                 &Default::default(),
                 &TrainOptions {

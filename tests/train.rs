@@ -10,6 +10,8 @@ mod classification;
 mod errors;
 #[path = "train/hf_data.rs"]
 mod hf_data;
+#[path = "train/killed.rs"]
+mod killed;
 #[path = "train/methods.rs"]
 mod methods;
 #[path = "train/precision.rs"]

@@ -13,7 +13,7 @@ use crate::model::Precision;
 use crate::model::any::load_model_as;
 use crate::model::decoder::Decoder;
 use crate::model::inject_adapters;
-use crate::train::state::load_trainable;
+use crate::train::trainable::load_trainable;
 use crate::{Error, Result};
 
 /// What to analyse.
@@ -76,10 +76,10 @@ pub fn analyze<B: AutodiffBackend>(
                 eprintln!(
                     "analyze: {method} step {} ({})",
                     checkpoint.step,
-                    checkpoint.trainable.display()
+                    checkpoint.trainable().display()
                 );
                 let (model, _) = inject_adapters(base.clone(), &run.recipe.adapter)?;
-                let model = load_trainable(model, &checkpoint.trainable)?;
+                let model = load_trainable(model, &checkpoint.trainable())?;
                 push_rows(
                     &mut rows,
                     &method,

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use crate::adapter::Method;
 use crate::train::metrics::{MetricsLog, StepMetrics};
 use crate::train::recipe::Recipe;
+pub use crate::train::run_folder::CheckpointDir;
+use crate::train::run_folder::RunFolder;
 use crate::{Error, Result};
 
 /// A run directory with its recipe read.
@@ -30,18 +32,10 @@ pub struct RunSummary {
     pub tokens_per_second: Option<f64>,
 }
 
-/// One saved checkpoint of a run.
-#[derive(Debug, Clone)]
-pub struct CheckpointDir {
-    pub step: usize,
-    /// `trainable.safetensors` of the checkpoint.
-    pub trainable: PathBuf,
-}
-
 impl RunDir {
     /// Reads `<dir>/config.toml`; errors name the run directory.
     pub fn open(dir: &Path) -> Result<Self> {
-        let config = dir.join("config.toml");
+        let config = RunFolder::at(dir).config();
         if !config.is_file() {
             return Err(Error::BadFile {
                 path: dir.to_path_buf(),
@@ -57,7 +51,7 @@ impl RunDir {
 
     /// The run that wrote the adapter folder `adapter` (`<run>/adapter`).
     pub fn owning(adapter: &Path) -> Result<Self> {
-        let run = adapter.parent().filter(|p| p.join("config.toml").is_file()).ok_or_else(|| Error::BadFile {
+        let run = adapter.parent().filter(|p| RunFolder::at(*p).config().is_file()).ok_or_else(|| Error::BadFile {
             path: adapter.to_path_buf(),
             message: "adapter folder is not inside a run directory (no ../config.toml): the method and checkpoints are unknown".into(),
         })?;
@@ -88,7 +82,7 @@ impl RunDir {
 
     /// Every record of `metrics.jsonl`; a missing file is an error naming the run.
     pub fn metrics(&self) -> Result<Vec<StepMetrics>> {
-        let path = self.dir.join("metrics.jsonl");
+        let path = self.folder().metrics();
         if !path.is_file() {
             return Err(Error::BadFile {
                 path: self.dir.clone(),
@@ -100,7 +94,7 @@ impl RunDir {
 
     /// `summary.json`, when the run finished and wrote one.
     pub fn summary(&self) -> Result<Option<RunSummary>> {
-        let path = self.dir.join("summary.json");
+        let path = self.folder().summary();
         if !path.is_file() {
             return Ok(None);
         }
@@ -116,36 +110,12 @@ impl RunDir {
             })
     }
 
-    /// `checkpoints/step-NNNNNN/trainable.safetensors`, by ascending step.
+    /// The run's complete checkpoints, by ascending step.
     pub fn checkpoints(&self) -> Result<Vec<CheckpointDir>> {
-        let root = self.dir.join("checkpoints");
-        if !root.is_dir() {
-            return Ok(Vec::new());
-        }
-        let entries = std::fs::read_dir(&root).map_err(|source| Error::Io {
-            path: root.clone(),
-            source,
-        })?;
-        let mut found = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|source| Error::Io {
-                path: root.clone(),
-                source,
-            })?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(step) = name
-                .strip_prefix("step-")
-                .and_then(|s| s.parse::<usize>().ok())
-            else {
-                continue;
-            };
-            let trainable = entry.path().join("trainable.safetensors");
-            // A checkpoint being written (or interrupted) has no tensors yet: skip it.
-            if trainable.is_file() {
-                found.push(CheckpointDir { step, trainable });
-            }
-        }
-        found.sort_by_key(|c| c.step);
-        Ok(found)
+        self.folder().checkpoints()
+    }
+
+    fn folder(&self) -> RunFolder {
+        RunFolder::at(&self.dir)
     }
 }

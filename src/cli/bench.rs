@@ -378,16 +378,18 @@ impl burn_peft::backend::BackendJob for TrainBench {
         self,
         device: B::Device,
     ) -> anyhow::Result<()> {
-        use burn::optim::GradientsParams;
-        use burn::tensor::{ElementConversion, FloatDType, Int, Tensor, TensorData};
+        use burn::tensor::FloatDType;
         use burn_peft::adapter::{AdapterConfig, ParamReport, Targets};
+        use burn_peft::data::TokenizedExample;
         use burn_peft::linalg::SvdMode;
         use burn_peft::model::decoder::{Decoder, DecoderConfig};
         use burn_peft::model::inject_adapters;
-        use burn_peft::model::loss::{causal_lm_loss, lm_labels};
         use burn_peft::model::precision::dtype_name;
         use burn_peft::train::PeftStep;
+        use burn_peft::train::causal_lm::CausalLm;
         use burn_peft::train::memory::{MemoryMonitor, MemorySource, ParamBytes, rss};
+        use burn_peft::train::task::Task;
+        use burn_peft::train::training_loop::optimizer_step;
 
         let args = self.0;
         let heads = (args.hidden / 64).max(1);
@@ -434,37 +436,33 @@ impl burn_peft::backend::BackendJob for TrainBench {
         let mut memory = MemoryMonitor::new(ParamBytes::of(&model), 0, source);
         let step = PeftStep::new(&adapter, 1e-4, Some(1.0), 1);
         let mut optimizer = burn::optim::AdamWConfig::new().init();
+        // The trainer's causal-LM task and optimizer step, on `batch` rows of `seq` tokens
+        // (every token a target, no padding).
         let tokens = args.batch * args.seq;
-        let ids: Vec<i64> = (0..tokens)
-            .map(|i| (i as i64 * 7919) % args.vocab as i64)
+        let rows: Vec<TokenizedExample> = (0..args.batch)
+            .map(|row| {
+                let ids = (row * args.seq..(row + 1) * args.seq)
+                    .map(|i| ((i as u64 * 7919) % args.vocab as u64) as u32)
+                    .collect();
+                TokenizedExample::all_targets(ids)
+            })
             .collect();
-        let ids =
-            Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [args.batch, args.seq]), &device);
-        let mask = ids.ones_like();
-        let labels = lm_labels(ids.clone(), None);
+        let recomputed = (args.checkpointing == Checkpointing::Layer)
+            .then(|| args.recomputed_layers.unwrap_or(args.layers));
+        let task = CausalLm::new(rows, 0, recomputed);
+        let indices: Vec<usize> = (0..args.batch).collect();
         rss::reset_peak();
         let mut timed = 0.0;
         for i in 0..=args.steps {
+            let batch = Task::<B>::batch(&task, &indices, &device);
             memory.start_step();
             let started = Instant::now();
-            let grads = if args.checkpointing == Checkpointing::Layer {
-                burn_peft::train::recompute::causal_lm_gradients(
-                    &model,
-                    ids.clone(),
-                    mask.clone(),
-                    labels.clone(),
-                    1.0,
-                    i as u64,
-                    args.recomputed_layers.unwrap_or(args.layers),
-                )
-                .1
-            } else {
-                let logits = model.forward(ids.clone(), None);
-                let loss = causal_lm_loss(logits, labels.clone());
-                let _ = loss.clone().into_scalar().elem::<f64>();
-                GradientsParams::from_grads(loss.backward(), &model)
-            };
-            model = step.apply(model, &mut optimizer, grads, 1e-4)?.0;
+            let micro_batches = std::iter::once((batch, i as u64));
+            let (next, outcome) =
+                optimizer_step(&task, model, &mut optimizer, &step, micro_batches, 1e-4)?;
+            model = next;
+            // The step is done when its numbers are on the host.
+            let _ = outcome.read();
             memory.end_step(i + 1);
             // `--steps 0`: one step, timed (first-call costs included), for large models.
             if i > 0 || args.steps == 0 {

@@ -8,6 +8,8 @@ use burn::module::{AutodiffModule, Param};
 use burn::nn::Linear;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Distribution, ElementConversion, Tensor, backend::AutodiffBackend};
+use burn_peft::train::task::{MicroBatchGradients, Objective};
+use burn_peft::train::training_loop::optimizer_step;
 
 use burn_peft::adapter::{
     AdaptedGroup, AdapterConfig, AdapterInit, Init, Method, ParamReport, regularizer,
@@ -147,31 +149,19 @@ impl BackendJob for Demo {
 
         let step = PeftStep::new(&config, args.lr, Some(1.0), 1);
         let mut optimizer = AdamWConfig::new().with_weight_decay(0.0).init();
+        let fit = LowRankFit { targets };
         let batch = 64;
         let started = Instant::now();
-        for i in 0..=args.steps {
+        for i in 0..args.steps {
             let x = Tensor::<B, 2>::random([batch, in_f], Distribution::Normal(0.0, 1.0), &device);
-            let outputs = model.forward(x.clone());
-            let mut loss = Tensor::<B, 1>::zeros([1], &device);
-            for ((out, target), base) in outputs.into_iter().zip(&targets).zip(&model.layers) {
-                let bias = base.base.bias.as_ref().map(|b| b.val().unsqueeze::<2>());
-                let want = Tensor::<B, 2>::from_inner(x.clone().inner().matmul(target.clone()));
-                let want = match bias {
-                    Some(b) => want + b,
-                    None => want,
-                };
-                loss = loss + (out - want).square().mean().unsqueeze();
-            }
-            if i == args.steps {
-                break;
-            }
-            let loss_value: f64 = loss.clone().into_scalar().elem();
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            let (next, stats) = step.apply(model, &mut optimizer, grads, args.lr)?;
+            let micro_batches = std::iter::once((x, args.seed));
+            let (next, outcome) =
+                optimizer_step(&fit, model, &mut optimizer, &step, micro_batches, args.lr)?;
             model = next;
             if i % (args.steps / 10).max(1) == 0 {
+                let (loss, stats) = outcome.read();
                 println!(
-                    "step {i:>5}  loss {loss_value:.6}  grad_norm {:.4}  reg {:.3e}",
+                    "step {i:>5}  loss {loss:.6}  grad_norm {:.4}  reg {:.3e}",
                     stats.grad_norm, stats.regularizer
                 );
             }
@@ -206,5 +196,46 @@ impl BackendJob for Demo {
             "merged layers reproduce the adapted outputs: max relative difference {worst:.2e}"
         );
         Ok(())
+    }
+}
+
+/// The demo's objective: each adapted layer's output against its base plus a random rank-r
+/// change, mean-squared error summed over the layers; a micro-batch is a batch of random inputs.
+struct LowRankFit<B: AutodiffBackend> {
+    /// `[in, out]` target weights, one per layer.
+    targets: Vec<Tensor<B::InnerBackend, 2>>,
+}
+
+impl<B: AutodiffBackend> Objective<B> for LowRankFit<B> {
+    type Model = AdaptedGroup<B>;
+    type Batch = Tensor<B, 2>;
+
+    fn tokens(&self, x: &Tensor<B, 2>) -> usize {
+        x.dims()[0]
+    }
+
+    fn gradients(
+        &self,
+        model: &AdaptedGroup<B>,
+        x: Tensor<B, 2>,
+        divisor: f64,
+        _seed: u64,
+    ) -> burn_peft::Result<MicroBatchGradients<B>> {
+        let outputs = model.forward(x.clone());
+        let mut loss = Tensor::<B, 1>::zeros([1], &x.device());
+        for ((out, target), base) in outputs.into_iter().zip(&self.targets).zip(&model.layers) {
+            let bias = base.base.bias.as_ref().map(|b| b.val().unsqueeze::<2>());
+            let want = Tensor::<B, 2>::from_inner(x.clone().inner().matmul(target.clone()));
+            let want = match bias {
+                Some(b) => want + b,
+                None => want,
+            };
+            loss = loss + (out - want).square().mean().unsqueeze();
+        }
+        let loss = loss.div_scalar(divisor);
+        Ok(MicroBatchGradients {
+            loss: loss.clone().inner(),
+            grads: GradientsParams::from_grads(loss.backward(), model),
+        })
     }
 }

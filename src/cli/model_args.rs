@@ -8,7 +8,7 @@ use burn_peft::backend::DeviceKind;
 use burn_peft::model::Precision;
 use burn_peft::model::any::{AnyModel, load_model_as, load_with_adapter_as};
 use burn_peft::model::tokenizer::TextTokenizer;
-use burn_peft::train::trainer::tokenizer_for;
+use burn_peft::train::tokenizer_for;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {

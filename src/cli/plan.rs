@@ -1,6 +1,6 @@
 //! `burn-peft plan`: estimate a run's peak memory from the recipe and config.json alone.
 
-use burn_peft::train::plan::MemoryPlan;
+use burn_peft::train::memory_plan::MemoryPlan;
 use burn_peft::train::recipe::Recipe;
 
 use super::check::CheckArgs;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use burn::tensor::backend::AutodiffBackend;
 use burn_peft::backend::{BackendJob, DeviceKind, run_on};
 use burn_peft::train::recipe::Recipe;
-use burn_peft::train::trainer::{TrainOptions, train};
+use burn_peft::train::{TrainOptions, train};
 
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {

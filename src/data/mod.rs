@@ -37,6 +37,6 @@ pub use instruction::{
     InstructionFormat, InstructionRow, TrainingRow, load_instructions, load_training_rows,
 };
 pub use records::{Record, Records, read_records};
-pub use sampling::{HeldOut, SeededShuffle, permutation, shuffle, split_held_out};
+pub use sampling::{HeldOut, SeededShuffle, permutation, seeded_subset, shuffle, split_held_out};
 pub use text::{chunk_documents, load_documents};
 pub use tokenize::{InstructionTokenizer, TokenizedExample, TruncationLimits};

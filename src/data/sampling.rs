@@ -33,6 +33,22 @@ pub fn shuffle<T>(items: Vec<T>, seed: u64) -> Vec<T> {
         .collect()
 }
 
+/// A seeded subset of `limit` of the `items` (all of them when `limit` is 0 or not below their
+/// number), in their original order: a recipe's `data.limit`. The subset depends only on the
+/// number of items, `limit` and `seed`.
+pub fn seeded_subset<T>(items: Vec<T>, limit: usize, seed: u64) -> Vec<T> {
+    if limit == 0 || limit >= items.len() {
+        return items;
+    }
+    let mut keep: Vec<usize> = permutation(items.len(), seed ^ 0x5EED)
+        .into_iter()
+        .take(limit)
+        .collect();
+    keep.sort_unstable();
+    let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
+    keep.into_iter().filter_map(|i| slots[i].take()).collect()
+}
+
 /// How many rows to hold out for evaluation.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum HeldOut {

@@ -23,8 +23,9 @@ pub enum Dashboard {
         quiet: bool,
         log_every: usize,
     },
+    /// The TUI takes the terminal at the first step; until then messages print as lines.
     Tui {
-        renderer: TuiMetricsRendererWrapper,
+        renderer: Option<TuiMetricsRendererWrapper>,
         interrupter: Interrupter,
         held: Vec<String>,
     },
@@ -55,7 +56,15 @@ impl Dashboard {
         {
             return Dashboard::Lines { quiet, log_every };
         }
-        let interrupter = Interrupter::new();
+        Dashboard::Tui {
+            renderer: None,
+            interrupter: Interrupter::new(),
+            held: Vec::new(),
+        }
+    }
+
+    /// The TUI renderer with the metrics registered.
+    fn start_tui(interrupter: &Interrupter) -> TuiMetricsRendererWrapper {
         let mut renderer = TuiMetricsRendererWrapper::new(interrupter.clone(), None);
         for (name, description, higher_is_better) in METRICS {
             renderer.register_metric(MetricDefinition {
@@ -68,19 +77,19 @@ impl Dashboard {
                 }),
             });
         }
-        Dashboard::Tui {
-            renderer,
-            interrupter,
-            held: Vec::new(),
-        }
+        renderer
     }
 
-    /// A message: printed now, or after the dashboard closes.
-    pub fn say(&mut self, text: String) {
+    /// A message: printed now, or after the dashboard closes when the TUI holds the terminal.
+    pub fn say(&mut self, text: impl Into<String>) {
         match self {
-            Dashboard::Lines { quiet: false, .. } => println!("{text}"),
             Dashboard::Lines { quiet: true, .. } => {}
-            Dashboard::Tui { held, .. } => held.push(text),
+            Dashboard::Tui {
+                renderer: Some(_),
+                held,
+                ..
+            } => held.push(text.into()),
+            _ => println!("{}", text.into()),
         }
     }
 
@@ -96,7 +105,12 @@ impl Dashboard {
                 }
             }
             Dashboard::Lines { quiet: true, .. } => {}
-            Dashboard::Tui { renderer, .. } => {
+            Dashboard::Tui {
+                renderer,
+                interrupter,
+                ..
+            } => {
+                let renderer = renderer.get_or_insert_with(|| Self::start_tui(interrupter));
                 let values = [
                     m.loss,
                     m.regularizer,
@@ -139,11 +153,12 @@ impl Dashboard {
         matches!(self, Dashboard::Tui { interrupter, .. } if interrupter.should_stop())
     }
 
-    /// Closes the dashboard and prints what it held back.
-    pub fn finish(self) {
+    /// Closes the TUI (if it started) and prints what it held back; later messages print as
+    /// lines.
+    pub fn finish(&mut self) {
         if let Dashboard::Tui { renderer, held, .. } = self {
-            drop(renderer);
-            for line in held {
+            drop(renderer.take());
+            for line in held.drain(..) {
                 println!("{line}");
             }
         }

@@ -2,20 +2,18 @@
 //! once, before anything of it is logged or saved, so the last checkpoint stays the last good
 //! state and no NaN reaches `adapter/` or `checkpoints/`.
 
-use std::path::Path;
-
 use super::metrics::StepMetrics;
-use super::trainer::latest_checkpoint;
+use super::run_folder::RunFolder;
 use crate::{Error, Result};
 
 /// Errors (naming the step, the values and the checkpoint kept) when the step's loss or
-/// gradient norm is NaN or infinite; `out` is the run's output folder.
-pub fn check_step(metrics: &StepMetrics, out: &Path) -> Result<()> {
+/// gradient norm is NaN or infinite.
+pub fn check_step(metrics: &StepMetrics, run: &RunFolder) -> Result<()> {
     if metrics.loss.is_finite() && metrics.grad_norm.is_finite() {
         return Ok(());
     }
-    let kept = match latest_checkpoint(out)? {
-        Some((dir, _)) => format!("the last good checkpoint is {}", dir.display()),
+    let kept = match run.latest_checkpoint()? {
+        Some(checkpoint) => format!("the last good checkpoint is {}", checkpoint.dir.display()),
         None => "no checkpoint had been written yet".to_string(),
     };
     Err(Error::Diverged {

@@ -1,6 +1,6 @@
-//! What a run trains, shared by instruction tuning and classification: adapters injected from
-//! `[adapter]` or loaded from `model.init_adapter` (whose identity is checked first), and the
-//! checks that turn input the model cannot take into errors before the first step.
+//! What every task does before its first step: the tokenizer of the model, the pad id, adapters
+//! injected from `[adapter]` or loaded from `model.init_adapter` (whose identity is checked
+//! first), and the checks that turn input the model cannot take into errors.
 
 use std::path::Path;
 
@@ -9,8 +9,37 @@ use burn::tensor::backend::AutodiffBackend;
 use super::identity::check_init_adapter;
 use crate::adapter::AdapterConfig;
 use crate::io::adapter::{InitialAdapters, SavedAdapterConfig, load_adapter};
+use crate::model::tokenizer::TextTokenizer;
 use crate::model::{PeftLinear, PeftModel, inject_adapters};
 use crate::{Error, Result};
+
+/// The tokenizer of a model path (HF folder, or `hf/` next to a llama2.c `.bin`).
+pub fn tokenizer_for(model: &Path, explicit: Option<&Path>) -> Result<TextTokenizer> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None if model.is_dir() => model.to_path_buf(),
+        None => {
+            let dir = model.parent().unwrap_or(Path::new("."));
+            if dir.join("tokenizer.json").is_file() {
+                dir.to_path_buf()
+            } else {
+                dir.join("hf")
+            }
+        }
+    };
+    TextTokenizer::load(&path)
+}
+
+/// The id batches are padded with, for every task: the model's own `pad_token_id`, else the
+/// tokenizer's pad token, else its end-of-sequence token, else 0. (Padded positions are masked
+/// out of attention and loss; RoBERTa also derives its position ids from it, which is why the
+/// model's own comes first.)
+pub(crate) fn pad_token_id(model: Option<u32>, tokenizer: &TextTokenizer) -> u32 {
+    model
+        .or(tokenizer.pad_token_id)
+        .or(tokenizer.eos_token_id)
+        .unwrap_or(0)
+}
 
 /// `model` with its adapters: from `init_adapter` when given (its configuration must be
 /// `adapter`), else newly initialised from `adapter`; `modules_to_save` trainable either way.

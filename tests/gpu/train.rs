@@ -12,7 +12,7 @@ use burn_peft::model::any::{AnyModel, load_model};
 use burn_peft::model::decoder::Decoder;
 use burn_peft::model::merge_adapters;
 use burn_peft::train::metrics::MetricsLog;
-use burn_peft::train::trainer::{TrainOptions, train, train_model};
+use burn_peft::train::{TrainOptions, train, train_decoder};
 
 use crate::train_common::*;
 
@@ -60,7 +60,7 @@ fn every_method_tracks_the_cpu_run<Bk: Backend>(device: &Bk::Device) {
         let cpu = quick_recipe(&tag::<Bk>(device, &format!("{name}-cpu")), &sets);
         train::<Train<Cpu>>(&cpu, &Default::default(), &quiet()).unwrap();
         let on_device = quick_recipe(&tag::<Bk>(device, name), &sets);
-        let (_, trained) = train_model::<Train<Bk>>(&on_device, device, &quiet()).unwrap();
+        let (_, trained) = train_decoder::<Train<Bk>>(&on_device, device, &quiet()).unwrap();
 
         let (want, got) = (logged_losses(&cpu), logged_losses(&on_device));
         assert_eq!(want.len(), STEPS, "{name}");

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use burn_peft::io::checkpoint::{Checkpoint, OutTensor, write_safetensors};
 use burn_peft::train::metrics::MetricsLog;
 use burn_peft::train::recipe::Recipe;
-use burn_peft::train::trainer::{TrainOptions, train};
+use burn_peft::train::{TrainOptions, train};
 
 use crate::common::*;
 

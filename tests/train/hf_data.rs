@@ -2,7 +2,7 @@
 //! same rows, and a chat dataset trains through the tokenizer's chat template.
 
 use burn_peft::train::metrics::MetricsLog;
-use burn_peft::train::trainer::{TrainOptions, train};
+use burn_peft::train::{TrainOptions, train};
 
 use crate::common::*;
 

@@ -3,7 +3,7 @@
 
 use burn_peft::model::decoder::Decoder;
 use burn_peft::model::{PeftModel, any::AnyModel};
-use burn_peft::train::trainer::{TrainOptions, train_model};
+use burn_peft::train::{TrainOptions, train_decoder};
 
 use crate::common::*;
 
@@ -36,7 +36,7 @@ fn every_method_trains_saves_reloads_and_merges() {
             quiet: true,
             ..Default::default()
         };
-        let (summary, trained) = train_model::<Train>(&recipe, &device(), &options).unwrap();
+        let (summary, trained) = train_decoder::<Train>(&recipe, &device(), &options).unwrap();
         let (first, last) = (summary.first_loss.unwrap(), summary.last_loss.unwrap());
         assert!(last < first, "{tag}: loss {first} -> {last}");
         let want = trained.forward(ids.clone(), Some(mask.clone()));
@@ -138,7 +138,7 @@ fn init_once_then_train_from_the_saved_initialisation() {
         "from-init",
         &[&format!("model.init_adapter=\"{}\"", init.display())],
     );
-    let (summary, _) = train_model::<Train>(
+    let (summary, _) = train_decoder::<Train>(
         &recipe,
         &device(),
         &TrainOptions {
@@ -155,7 +155,7 @@ fn init_once_then_train_from_the_saved_initialisation() {
             "adapter.rank=8",
         ],
     );
-    let err = train_model::<Train>(
+    let err = train_decoder::<Train>(
         &mismatched,
         &device(),
         &TrainOptions {
@@ -179,7 +179,7 @@ fn init_once_then_train_from_the_saved_initialisation() {
             "adapter.seed=3",
         ],
     );
-    let err = train_model::<Train>(
+    let err = train_decoder::<Train>(
         &mismatched,
         &device(),
         &TrainOptions {
@@ -227,7 +227,7 @@ fn init_adapter_trains_with_its_own_config() {
     wrong[1] = "adapter.init=\"svd\"";
     wrong.push(&from_init);
     let wrong = quick_recipe("init-split-wrong", &wrong);
-    let err = train_model::<Train>(&wrong, &device(), &options)
+    let err = train_decoder::<Train>(&wrong, &device(), &options)
         .unwrap_err()
         .to_string();
     assert!(
@@ -239,7 +239,7 @@ fn init_adapter_trains_with_its_own_config() {
     let mut right = adapter.to_vec();
     right.push(&from_init);
     let right = quick_recipe("init-split-right", &right);
-    let (_, trained) = train_model::<Train>(&right, &device(), &options).unwrap();
+    let (_, trained) = train_decoder::<Train>(&right, &device(), &options).unwrap();
     let want = trained.forward(ids.clone(), Some(mask.clone()));
     let base = root().join("models/stories260K/hf");
     let (model, _) = burn_peft::model::any::load_model::<B>(&base, &device()).unwrap();

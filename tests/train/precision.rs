@@ -16,7 +16,7 @@ use burn_peft::model::loss::causal_lm_loss;
 use burn_peft::train::metrics::MetricsLog;
 use burn_peft::train::recipe::Recipe;
 use burn_peft::train::recompute::causal_lm_gradients;
-use burn_peft::train::trainer::{TrainOptions, TrainSummary, train};
+use burn_peft::train::{TrainOptions, TrainSummary, train};
 
 use crate::common::{root, temp};
 

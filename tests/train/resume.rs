@@ -3,7 +3,7 @@
 
 use burn_peft::io::checkpoint::Checkpoint;
 use burn_peft::train::metrics::MetricsLog;
-use burn_peft::train::trainer::{TrainOptions, train};
+use burn_peft::train::{TrainOptions, train};
 
 use crate::common::*;
 
@@ -68,7 +68,7 @@ fn resumed_run_matches_uninterrupted_run() {
 fn checkpoints_restore_bit_for_bit() {
     use burn_peft::model::decoder::Decoder;
     use burn_peft::model::inject_adapters;
-    use burn_peft::train::state::{load_trainable, save_trainable};
+    use burn_peft::train::trainable::{load_trainable, save_trainable};
     let recipe = quick_recipe("restore", &[]);
     let quiet = TrainOptions {
         quiet: true,

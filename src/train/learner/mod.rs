@@ -18,11 +18,10 @@
 
 mod lines;
 mod metric;
-mod record;
 
+pub use super::trainable::{TrainableRecord, TrainableTensor};
 pub use lines::LineRenderer;
 pub use metric::{PeftOutput, RegularizerInput, RegularizerMetric};
-pub use record::{TrainableRecord, TrainableTensor};
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -34,6 +33,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::train::{InferenceStep, TrainOutput, TrainStep};
 
 use super::step::PeftStep;
+use super::trainable::{collect_trainable, restore_trainable, trainable_paths};
 use crate::adapter::{AdaptedLinear, HasAdapters, SharedFactors, Targets, regularizer};
 use crate::model::{PeftLinear, PeftModel};
 use crate::{Error, Result};
@@ -60,7 +60,7 @@ impl<B: Backend, M: Module<B>> Peft<B, M> {
     /// correction). Errors when the model has no trainable parameter (adapters not injected, or
     /// a backend without autodiff).
     pub fn new(model: M, step: PeftStep) -> Result<Self> {
-        let trainable = record::trainable_paths(&model);
+        let trainable = trainable_paths(&model);
         if trainable.is_empty() {
             return Err(Error::invalid(
                 "model",
@@ -101,7 +101,8 @@ impl<B: Backend, M: Module<B>> Peft<B, M> {
     /// [`Module::load_record`] that reports a record of another model as an error instead of a
     /// panic: every trainable tensor must be in `record` with its shape, and nothing else.
     pub fn try_load_record(self, record: TrainableRecord<B>) -> Result<Self> {
-        let model = record::load(self.model, &self.trainable, record)?;
+        let origin = std::path::Path::new("the Learner record");
+        let model = restore_trainable(self.model, &self.trainable, record, origin)?;
         Ok(Self { model, ..self })
     }
 }
@@ -175,7 +176,7 @@ impl<B: Backend, M: Module<B>> Module<B> for Peft<B, M> {
     }
 
     fn into_record(self) -> Self::Record {
-        record::collect(&self.model, &self.trainable)
+        collect_trainable(&self.model, &self.trainable)
     }
 }
 

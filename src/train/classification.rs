@@ -1,31 +1,28 @@
-//! Sequence-classification fine-tuning on a GLUE task: the same plan, step rule, checkpoints and
-//! dashboard as instruction tuning, with the model's classification head (an encoder's own,
-//! or a fresh `score` head on a decoder, trained fully) and cross-entropy (mean-squared error
-//! for STS-B).
+//! The sequence-classification task (GLUE): the model's classification head (an encoder's own,
+//! or a fresh `score` head on a decoder, trained fully as PEFT's `modules_to_save`),
+//! cross-entropy over the classes (mean-squared error for STS-B), held-out loss and accuracy.
 
-use std::time::Instant;
+use std::marker::PhantomData;
 
 use burn::data::dataloader::batcher::Batcher;
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, Module};
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor};
 
 use super::dashboard::Dashboard;
-use super::metrics::{MetricsLog, StepMetrics};
 use super::recipe::Recipe;
-use super::setup::{attach_adapters, check_vocabulary};
-use super::trainer::{
-    Plan, TrainOptions, TrainSummary, adamw, memory_monitor, prepare_output_dir, record_step,
-    resume_from, tokenizer_for,
-};
+use super::run_folder::RunFolder;
+use super::setup::{attach_adapters, check_vocabulary, pad_token_id, tokenizer_for};
+use super::summary::TrainSummary;
+use super::task::{MicroBatchGradients, Objective, Task};
+use super::training_loop::{TrainOptions, Trainee, run_task};
 use crate::adapter::{HasAdapters, ParamReport};
 use crate::data::{
     ClassificationBatch, ClassificationBatcher, ClassificationExample, ClassificationTargets,
-    GlueTask, HeldOut, PairEncoder, load_glue_with, split_held_out,
+    GlueTask, HeldOut, PairEncoder, load_glue_with, seeded_subset, split_held_out,
 };
-use crate::io::adapter::save_adapter;
 use crate::model::any::load_model_as;
 use crate::model::decoder::Decoder;
 use crate::model::encoder::{EncoderClassifier, HeadInit};
@@ -45,6 +42,8 @@ pub trait Classifier<B: Backend>: PeftModel<B> + HasAdapters<B> {
     fn type_vocab_size(&self) -> usize;
     /// The longest input the model takes, if it has a limit (an encoder's position table).
     fn max_length(&self) -> Option<usize>;
+    /// The model's own pad token id, if its config names one.
+    fn pad_token_id(&self) -> Option<u32>;
 }
 
 impl<B: Backend> Classifier<B> for Decoder<B> {
@@ -62,6 +61,9 @@ impl<B: Backend> Classifier<B> for Decoder<B> {
     }
     fn max_length(&self) -> Option<usize> {
         None
+    }
+    fn pad_token_id(&self) -> Option<u32> {
+        self.config.pad_token_id
     }
 }
 
@@ -82,15 +84,20 @@ impl<B: Backend> Classifier<B> for EncoderClassifier<B> {
     fn max_length(&self) -> Option<usize> {
         Some(self.config.max_sequence_length())
     }
+    fn pad_token_id(&self) -> Option<u32> {
+        Some(self.config.pad_token_id as u32)
+    }
 }
 
-/// Runs a classification recipe (`data.task` set). A head the checkpoint lacks (a pretrained
-/// body such as `roberta-base`, or a causal LM) is created as transformers does, seeded by
-/// `run.seed`, with a notice naming its tensors.
+/// Runs a classification recipe (`data.task` set) in its prepared output folder. A head the
+/// checkpoint lacks (a pretrained body such as `roberta-base`, or a causal LM) is created as
+/// transformers does, seeded by `run.seed`, with a notice naming its tensors.
 pub fn train_classifier<B: AutodiffBackend>(
     recipe: &Recipe,
+    run: &RunFolder,
     device: &B::Device,
     options: &TrainOptions,
+    dashboard: &mut Dashboard,
 ) -> Result<TrainSummary> {
     let task_name = recipe.data.task.as_deref().unwrap_or_default();
     let task: GlueTask = task_name.parse()?;
@@ -116,7 +123,16 @@ pub fn train_classifier<B: AutodiffBackend>(
             ));
         }
         let new_modules = modules_of(&report.initialized);
-        return run(model, task, recipe, device, options, new_modules);
+        return train_with_head::<B, _>(
+            model,
+            task,
+            recipe,
+            run,
+            device,
+            options,
+            new_modules,
+            dashboard,
+        );
     }
     let (model, report) = load_model_as::<B>(path, recipe.model.precision, device)?;
     report.warn();
@@ -128,14 +144,32 @@ pub fn train_classifier<B: AutodiffBackend>(
         )
     })?;
     if model.score.is_some() && model.config.num_labels == Some(labels) {
-        return run(model, task, recipe, device, options, Vec::new());
+        return train_with_head::<B, _>(
+            model,
+            task,
+            recipe,
+            run,
+            device,
+            options,
+            Vec::new(),
+            dashboard,
+        );
     }
     eprintln!(
         "notice: the checkpoint has no {labels}-label `score` head; score.weight was newly \
          initialised"
     );
     let model = model.with_score_head(labels, seed);
-    run(model, task, recipe, device, options, vec!["score".into()])
+    train_with_head::<B, _>(
+        model,
+        task,
+        recipe,
+        run,
+        device,
+        options,
+        vec!["score".into()],
+        dashboard,
+    )
 }
 
 /// The modules of tensor names (`classifier.dense.weight` → `classifier.dense`), deduplicated.
@@ -198,26 +232,113 @@ fn check_inputs<B: Backend, M: Classifier<B>>(
     Ok(())
 }
 
-fn run<B: AutodiffBackend, M>(
+/// GLUE examples and the model type whose head classifies them.
+pub struct Classification<M> {
+    train: Vec<ClassificationExample>,
+    held_out: Vec<ClassificationExample>,
+    batcher: ClassificationBatcher,
+    eval_batch_size: usize,
+    _model: PhantomData<fn() -> M>,
+}
+
+/// A classification micro-batch and its input tokens (counted on the host).
+pub struct CountedBatch<B: Backend> {
+    batch: ClassificationBatch<B>,
+    tokens: usize,
+}
+
+impl<B, M> Objective<B> for Classification<M>
+where
+    B: AutodiffBackend,
+    M: Classifier<B> + AutodiffModule<B>,
+{
+    type Model = M;
+    type Batch = CountedBatch<B>;
+
+    fn tokens(&self, batch: &CountedBatch<B>) -> usize {
+        batch.tokens
+    }
+
+    fn gradients(
+        &self,
+        model: &M,
+        batch: CountedBatch<B>,
+        divisor: f64,
+        _seed: u64,
+    ) -> Result<MicroBatchGradients<B>> {
+        let loss = loss(model, &batch.batch)?.div_scalar(divisor);
+        Ok(MicroBatchGradients {
+            loss: loss.clone().inner(),
+            grads: GradientsParams::from_grads(loss.backward(), model),
+        })
+    }
+}
+
+impl<B, M> Task<B> for Classification<M>
+where
+    B: AutodiffBackend,
+    M: Classifier<B> + AutodiffModule<B>,
+    M::InnerModule: Classifier<B::InnerBackend>,
+{
+    fn examples(&self) -> usize {
+        self.train.len()
+    }
+
+    fn batch(&self, indices: &[usize], device: &B::Device) -> CountedBatch<B> {
+        let items: Vec<ClassificationExample> =
+            indices.iter().map(|&i| self.train[i].clone()).collect();
+        let tokens = items.iter().map(|e| e.input_ids.len()).sum();
+        CountedBatch {
+            batch: self.batcher.batch(items, device),
+            tokens,
+        }
+    }
+
+    fn evaluate(
+        &self,
+        model: &M::InnerModule,
+        _run: &RunFolder,
+        summary: &mut TrainSummary,
+        dashboard: &mut Dashboard,
+    ) -> Result<()> {
+        let device = model.devices().into_iter().next().unwrap_or_default();
+        let (eval_loss, accuracy) = evaluate(
+            model,
+            &self.held_out,
+            &self.batcher,
+            self.eval_batch_size,
+            &device,
+        )?;
+        summary.eval_loss = eval_loss;
+        summary.eval_accuracy = accuracy;
+        if let Some(acc) = accuracy {
+            dashboard.say(format!(
+                "held-out accuracy {:.2} % over {} rows",
+                100.0 * acc,
+                self.held_out.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Tokenizes the task's data, attaches the adapters (the head trained fully unless
+/// `modules_to_save` names a part of it) and runs the loop.
+#[allow(clippy::too_many_arguments)]
+fn train_with_head<B: AutodiffBackend, M>(
     model: M,
     task: GlueTask,
     recipe: &Recipe,
+    run: &RunFolder,
     device: &B::Device,
     options: &TrainOptions,
     new_modules: Vec<String>,
+    dashboard: &mut Dashboard,
 ) -> Result<TrainSummary>
 where
     M: Classifier<B> + AutodiffModule<B>,
     M::InnerModule: Classifier<B::InnerBackend>,
 {
-    let say = |text: String| {
-        if !options.quiet {
-            println!("{text}");
-        }
-    };
-    let out = prepare_output_dir(recipe, options)?;
-    B::seed(device, recipe.run.seed);
-
     // Data.
     let d = &recipe.data;
     let tokenizer = tokenizer_for(&recipe.model.path, recipe.model.tokenizer.as_deref())?;
@@ -225,19 +346,17 @@ where
     if d.first_rows > 0 {
         rows.truncate(d.first_rows);
     }
-    let (mut train_rows, eval_rows) = match &d.eval {
+    let (train_rows, eval_rows) = match &d.eval {
         Some(path) => (rows, load_glue_with(task, path, &d.columns)?),
         None => split_held_out(rows, HeldOut::Count(d.eval_rows), recipe.run.seed)?,
     };
-    if d.limit > 0 {
-        train_rows.truncate(d.limit);
-    }
+    let train_rows = seeded_subset(train_rows, d.limit, recipe.run.seed);
     let encoder = PairEncoder::new(tokenizer.hf(), d.max_prompt_length)?;
     let train_set = encoder.tokenize_all(&train_rows)?;
     let eval_set = encoder.tokenize_all(&eval_rows)?;
     let all: Vec<ClassificationExample> = train_set.iter().chain(&eval_set).cloned().collect();
     check_inputs(&model, recipe, &all, tokenizer.path())?;
-    say(format!(
+    dashboard.say(format!(
         "data: {} {} training rows, {} held out",
         train_set.len(),
         task.dir_name(),
@@ -264,161 +383,31 @@ where
              initialisation (saved with the adapter)"
         );
     }
+    let pad = pad_token_id(model.pad_token_id(), &tokenizer);
     let (model, mut initial, adapted) =
         attach_adapters(model, &adapter, recipe.model.init_adapter.as_deref())?;
     initial.new_modules = new_modules;
-    let accounting = ParamReport::of(&model);
-    say(format!(
-        "adapter: {} rank {} on {adapted} layers, trained fully: {}; {accounting}",
+    dashboard.say(format!(
+        "adapter: {} rank {} on {adapted} layers, trained fully: {}; {}",
         adapter.method,
         adapter.rank,
-        adapter.modules_to_save.join(", ")
+        adapter.modules_to_save.join(", "),
+        ParamReport::of(&model)
     ));
-    let mut memory = memory_monitor(device, &model, &initial);
 
-    let plan = Plan::new(recipe, train_set.len());
-    let mut optimizer = adamw(recipe).init();
-    let mut model = model;
-    let mut start_step = 0;
-    if options.resume {
-        (model, optimizer, start_step) = resume_from(&out, model, optimizer, device)?;
-    }
-    crate::io::write_atomic(&out.join("config.toml"), recipe.to_toml().as_bytes())?;
-    let log = MetricsLog::open(
-        &out.join("metrics.jsonl"),
-        options.resume.then_some(start_step),
-    )?;
-    let pad = tokenizer
-        .pad_token_id
-        .or(tokenizer.eos_token_id)
-        .unwrap_or(0);
-    let batcher = ClassificationBatcher { pad_token_id: pad };
-    let accumulation = recipe.optim.grad_accumulation;
-
-    let started = Instant::now();
-    let (mut first_loss, mut last_loss, mut tokens_seen) = (None, None, 0usize);
-    let stop = options
-        .stop_after
-        .map_or(plan.total_steps, |s| s.min(plan.total_steps));
-    let epochs = plan.total_steps.div_ceil(plan.steps_per_epoch.max(1));
-    let mut dashboard = Dashboard::new(options.quiet, recipe.run.log_every);
-    let mut done_steps = start_step;
-    for step in start_step..stop {
-        let step_started = Instant::now();
-        memory.start_step();
-        let mut accumulator = GradientsAccumulator::new();
-        let (mut epoch, mut rows) = (0, 0); // rows: input tokens
-        // The loss stays on the device; the step reads it back with its other numbers, once.
-        let mut step_loss: Option<Tensor<B::InnerBackend, 1>> = None;
-        for micro in 0..accumulation {
-            let (e, indices) =
-                plan.batch_indices(recipe, train_set.len(), step * accumulation + micro);
-            epoch = e;
-            rows += indices
-                .iter()
-                .map(|&i| train_set[i].input_ids.len())
-                .sum::<usize>();
-            let batch: ClassificationBatch<B> = batcher.batch(
-                indices.iter().map(|&i| train_set[i].clone()).collect(),
-                device,
-            );
-            let loss = loss(&model, &batch)?.div_scalar(accumulation as f64);
-            let value = loss.clone().inner();
-            step_loss = Some(match step_loss {
-                Some(sum) => sum + value,
-                None => value,
-            });
-            accumulator.accumulate(&model, GradientsParams::from_grads(loss.backward(), &model));
-        }
-        let lr = plan.schedule.lr(step);
-        let (next, report) = plan
-            .step_rule
-            .step(model, &mut optimizer, accumulator.grads(), lr)?;
-        let (loss_sum, report) = report.read_with(step_loss);
-        let loss_sum = loss_sum.unwrap_or(0.0);
-        model = next;
-        memory.end_step(step + 1);
-        first_loss.get_or_insert(loss_sum);
-        last_loss = Some(loss_sum);
-        tokens_seen += rows;
-        done_steps = step + 1;
-        let metrics = StepMetrics {
-            step: done_steps,
-            epoch,
-            loss: loss_sum,
-            regularizer: report.regularizer,
-            lr,
-            grad_norm: report.grad_norm,
-            tokens_per_second: rows as f64 / step_started.elapsed().as_secs_f64(),
-            elapsed_seconds: started.elapsed().as_secs_f64(),
-            eval_loss: None,
-        };
-        let interrupted = record_step(
-            recipe,
-            &metrics,
-            plan.total_steps,
-            epochs,
-            &log,
-            &mut dashboard,
-            &model,
-            &optimizer,
-        )?;
-        if interrupted {
-            break;
-        }
-    }
-    dashboard.finish();
-    say(memory.report().line());
-    let mut summary = TrainSummary {
-        steps: done_steps,
-        total_steps: plan.total_steps,
-        trainable_params: accounting.trainable(),
-        total_params: accounting.total(),
-        first_loss,
-        last_loss,
-        eval_loss: None,
-        eval_accuracy: None,
-        tokens_per_second: tokens_seen as f64 / started.elapsed().as_secs_f64().max(1e-9),
-        seconds: started.elapsed().as_secs_f64(),
-        sample: None,
-        output_dir: out.clone(),
-        memory: Some(memory.report().clone()),
-        device: crate::backend::active_device(),
+    let task = Classification::<M> {
+        train: train_set,
+        held_out: eval_set,
+        batcher: ClassificationBatcher { pad_token_id: pad },
+        eval_batch_size: recipe.optim.batch_size,
+        _model: PhantomData,
     };
-    if done_steps < plan.total_steps {
-        return Ok(summary);
-    }
-    save_adapter(
-        &model,
-        &adapter,
-        &initial,
-        &recipe.model.path.display().to_string(),
-        &out.join("adapter"),
-    )?;
-    // The inference model: no dropout, no graph.
-    let (eval_loss, accuracy) = evaluate(
-        &model.valid(),
-        &eval_set,
-        &batcher,
-        recipe.optim.batch_size,
-        device,
-    )?;
-    summary.eval_loss = eval_loss;
-    summary.eval_accuracy = accuracy;
-    if let Some(acc) = accuracy {
-        say(format!(
-            "held-out accuracy {:.2} % over {} rows",
-            100.0 * acc,
-            eval_set.len()
-        ));
-    }
-    let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
-    crate::io::write_atomic(&out.join("summary.json"), json.as_bytes())?;
-    say(format!(
-        "wrote {} (adapter/ with the trained head, checkpoints/, metrics.jsonl, summary.json)",
-        out.display()
-    ));
-    Ok(summary)
+    let trainee = Trainee {
+        model,
+        initial,
+        adapter,
+    };
+    run_task(&task, trainee, recipe, run, device, options, dashboard).map(|(summary, _)| summary)
 }
 
 /// Cross-entropy for classes, mean-squared error for scores, in f32 whatever the base dtype.

@@ -1,0 +1,33 @@
+//! `summary.json`: what a finished (or stopped) run reports.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::memory::MemoryReport;
+
+/// What a finished (or stopped) run reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainSummary {
+    pub steps: usize,
+    pub total_steps: usize,
+    pub trainable_params: usize,
+    pub total_params: usize,
+    pub first_loss: Option<f64>,
+    pub last_loss: Option<f64>,
+    pub eval_loss: Option<f64>,
+    /// Held-out accuracy of a classification run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_accuracy: Option<f64>,
+    pub tokens_per_second: f64,
+    pub seconds: f64,
+    pub sample: Option<String>,
+    pub output_dir: PathBuf,
+    /// Peak memory of a step and its parts (see [`super::memory`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryReport>,
+    /// The backend, adapter and driver the run used (absent when the library was driven
+    /// without [`run_on`](crate::backend::run_on)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<crate::backend::DeviceInfo>,
+}

@@ -1,0 +1,286 @@
+//! The training loop, one for every task ([`run_task`]), and the optimizer step it is made of
+//! ([`optimizer_step`], which `bench train` and `demo` run on their own).
+//!
+//! Each optimizer step averages the task's loss over `grad_accumulation` micro-batches, clips
+//! the gradient to a global norm, applies the SORSA regularizer in its configured mode and takes
+//! one AdamW step ([`PeftStep`]). A step whose loss or gradient norm is not finite stops the run
+//! before anything of it is saved ([`super::divergence`]). Checkpoints hold only the trainable
+//! tensors, the optimizer state and the step ([`RunFolder`]); the data order is a function of
+//! (seed, micro-batch) ([`DataOrder`]), so a resumed run continues with exactly the batches an
+//! uninterrupted run would have seen.
+
+use std::time::Instant;
+
+use burn::module::AutodiffModule;
+use burn::optim::{AdamWConfig, GradientsAccumulator, Optimizer};
+use burn::tensor::Tensor;
+use burn::tensor::backend::AutodiffBackend;
+
+use super::dashboard::Dashboard;
+use super::data_order::{DataOrder, RunLength};
+use super::memory::{MemoryMonitor, MemorySource, ParamBytes, initial_bytes};
+use super::metrics::{MetricsLog, StepMetrics};
+use super::recipe::Recipe;
+use super::run_folder::RunFolder;
+use super::schedule::Schedule;
+use super::step::{PeftStep, PendingReport, StepReport};
+use super::summary::TrainSummary;
+use super::task::{Objective, Task};
+use crate::Result;
+use crate::adapter::{AdapterConfig, ParamReport};
+use crate::io::adapter::{InitialAdapters, save_adapter};
+use crate::model::PeftModel;
+
+/// How a run is driven (beyond its recipe).
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    /// Continue from the latest checkpoint in the output directory.
+    pub resume: bool,
+    /// Stop after this many optimizer steps, as if interrupted (tests and time-boxed runs).
+    pub stop_after: Option<usize>,
+    /// Print nothing but errors.
+    pub quiet: bool,
+}
+
+/// What a task hands the loop: the model with its adapters attached, the adapters' initial
+/// state (saved with split initialisations) and the adapter configuration the saved adapter
+/// records (a classifier's adds its head to `modules_to_save`).
+pub struct Trainee<B: AutodiffBackend, M> {
+    pub model: M,
+    pub initial: InitialAdapters<B>,
+    pub adapter: AdapterConfig,
+}
+
+/// What one optimizer step did, still on the device until [`read`](Self::read).
+pub struct StepOutcome<B: AutodiffBackend> {
+    loss: Tensor<B::InnerBackend, 1>,
+    report: PendingReport<B::InnerBackend>,
+    /// The tokens the step trained on (as [`Objective::tokens`] counts them).
+    pub tokens: usize,
+}
+
+impl<B: AutodiffBackend> StepOutcome<B> {
+    /// The step's loss (the mean over its micro-batches) and its report, in one host read.
+    pub fn read(self) -> (f64, StepReport) {
+        let (loss, report) = self.report.read_with(Some(self.loss));
+        (loss.unwrap_or(0.0), report)
+    }
+}
+
+/// One optimizer step of `model` over `micro_batches` (each with its seed): their gradients
+/// accumulated with each loss divided by their number, then the step rule at rate `lr`.
+pub fn optimizer_step<B, T, O>(
+    objective: &T,
+    model: T::Model,
+    optimizer: &mut O,
+    rule: &PeftStep,
+    micro_batches: impl ExactSizeIterator<Item = (T::Batch, u64)>,
+    lr: f64,
+) -> Result<(T::Model, StepOutcome<B>)>
+where
+    B: AutodiffBackend,
+    T: Objective<B>,
+    O: Optimizer<T::Model, B>,
+{
+    let divisor = micro_batches.len() as f64;
+    let mut accumulator = GradientsAccumulator::new();
+    let mut loss: Option<Tensor<B::InnerBackend, 1>> = None;
+    let mut tokens = 0;
+    for (batch, seed) in micro_batches {
+        tokens += objective.tokens(&batch);
+        let micro = objective.gradients(&model, batch, divisor, seed)?;
+        loss = Some(match loss {
+            Some(sum) => sum + micro.loss,
+            None => micro.loss,
+        });
+        accumulator.accumulate(&model, micro.grads);
+    }
+    let (model, report) = rule.step(model, optimizer, accumulator.grads(), lr)?;
+    let loss = loss.expect("a step has at least one micro-batch");
+    Ok((
+        model,
+        StepOutcome {
+            loss,
+            report,
+            tokens,
+        },
+    ))
+}
+
+/// AdamW with the recipe's betas, epsilon and weight decay.
+pub fn adamw(recipe: &Recipe) -> AdamWConfig {
+    let o = &recipe.optim;
+    AdamWConfig::new()
+        .with_beta_1(o.betas[0] as f32)
+        .with_beta_2(o.betas[1] as f32)
+        .with_epsilon(o.eps as f32)
+        .with_weight_decay(o.weight_decay as f32)
+}
+
+/// The recipe's learning-rate schedule over `total_steps`.
+fn schedule(recipe: &Recipe, total_steps: usize) -> Schedule {
+    let o = &recipe.optim;
+    Schedule {
+        kind: o.schedule,
+        base_lr: o.lr,
+        warmup_steps: (total_steps as f64 * o.warmup_ratio).ceil() as usize,
+        total_steps,
+        power: o.power,
+        end_lr: 0.0,
+    }
+}
+
+/// The dropout seed of micro-batch `index` of a run seeded `seed`.
+fn micro_batch_seed(seed: u64, index: usize) -> u64 {
+    seed ^ (index as u64).rotate_left(32)
+}
+
+/// Trains `trainee` on `task` as `recipe` says, in `run` (prepared by
+/// [`RunFolder::prepare`]): resumes from its latest checkpoint when asked, runs the steps, and
+/// after the last one saves the adapter, lets the task evaluate and writes `summary.json`.
+/// Returns the summary and the trained model on the inference backend (also when stopped early).
+pub fn run_task<B, T>(
+    task: &T,
+    trainee: Trainee<B, T::Model>,
+    recipe: &Recipe,
+    run: &RunFolder,
+    device: &B::Device,
+    options: &TrainOptions,
+    dashboard: &mut Dashboard,
+) -> Result<(TrainSummary, <T::Model as AutodiffModule<B>>::InnerModule)>
+where
+    B: AutodiffBackend,
+    T: Task<B>,
+    T::Model: PeftModel<B>,
+{
+    let Trainee {
+        model,
+        initial,
+        adapter,
+    } = trainee;
+    let accounting = ParamReport::of(&model);
+    let mut memory = MemoryMonitor::new(
+        ParamBytes::of(&model),
+        initial_bytes(&initial),
+        MemorySource::of(device),
+    );
+
+    let o = &recipe.optim;
+    let length = RunLength::of(recipe, task.examples());
+    let total_steps = length.total_steps;
+    let order = DataOrder::new(task.examples(), o.batch_size, recipe.run.seed);
+    let schedule = schedule(recipe, total_steps);
+    let clip = (o.max_grad_norm > 0.0).then_some(o.max_grad_norm);
+    let rule = PeftStep::new(&recipe.adapter, o.lr, clip, o.grad_accumulation);
+    let mut optimizer = adamw(recipe).init();
+    let mut model = model;
+    let mut start_step = 0;
+    if options.resume {
+        (model, optimizer, start_step) = run.restore_latest(model, optimizer, device)?;
+        if start_step > 0 {
+            dashboard.say(format!("resumed at step {start_step}"));
+        }
+    }
+    run.write_config(recipe)?;
+    let log = MetricsLog::open(&run.metrics(), options.resume.then_some(start_step))?;
+
+    let started = Instant::now();
+    let (mut first_loss, mut last_loss) = (None, None);
+    let mut tokens_total = 0usize;
+    let mut done = start_step;
+    let stop = options
+        .stop_after
+        .map_or(total_steps, |s| s.min(total_steps));
+    for step in start_step..stop {
+        let step_started = Instant::now();
+        memory.start_step();
+        let mut epoch = 0;
+        let micro_batches = (0..o.grad_accumulation).map(|micro| {
+            let index = step * o.grad_accumulation + micro;
+            let (e, indices) = order.micro_batch(index);
+            epoch = e;
+            let seed = micro_batch_seed(recipe.run.seed, index);
+            (task.batch(&indices, device), seed)
+        });
+        let lr = schedule.lr(step);
+        let (next, outcome) =
+            optimizer_step(task, model, &mut optimizer, &rule, micro_batches, lr)?;
+        model = next;
+        memory.end_step(step + 1);
+        let tokens = outcome.tokens;
+        let (loss, report) = outcome.read();
+        tokens_total += tokens;
+        first_loss.get_or_insert(loss);
+        last_loss = Some(loss);
+        done = step + 1;
+        let metrics = StepMetrics {
+            step: done,
+            epoch,
+            loss,
+            regularizer: report.regularizer,
+            lr,
+            grad_norm: report.grad_norm,
+            tokens_per_second: tokens as f64 / step_started.elapsed().as_secs_f64(),
+            elapsed_seconds: started.elapsed().as_secs_f64(),
+            eval_loss: None,
+        };
+        super::divergence::check_step(&metrics, run)?;
+        log.append(&metrics)?;
+        dashboard.step(&metrics, total_steps, length.epochs);
+        let every = recipe.run.checkpoint_every;
+        let interrupted = dashboard.interrupted();
+        if (every > 0 && done.is_multiple_of(every)) || done == total_steps || interrupted {
+            run.write_checkpoint(done, &model, &optimizer)?;
+        }
+        if interrupted {
+            break;
+        }
+    }
+    dashboard.finish();
+    dashboard.say(memory.report().line());
+    let seconds = started.elapsed().as_secs_f64();
+    let mut summary = TrainSummary {
+        steps: done,
+        total_steps,
+        trainable_params: accounting.trainable(),
+        total_params: accounting.total(),
+        first_loss,
+        last_loss,
+        eval_loss: None,
+        eval_accuracy: None,
+        tokens_per_second: tokens_total as f64 / seconds.max(1e-9),
+        seconds,
+        sample: None,
+        output_dir: run.dir().to_path_buf(),
+        memory: Some(memory.report().clone()),
+        device: crate::backend::active_device(),
+    };
+    if done < total_steps {
+        dashboard.say(format!(
+            "stopped after step {done} of {total_steps}; continue with --resume"
+        ));
+        return Ok((summary, model.valid()));
+    }
+
+    save_adapter(
+        &model,
+        &adapter,
+        &initial,
+        &recipe.model.path.display().to_string(),
+        &run.adapter(),
+    )?;
+    // The inference model: no dropout, no graph.
+    let inference = model.valid();
+    task.evaluate(&inference, run, &mut summary, dashboard)?;
+    run.write_summary(&summary)?;
+    dashboard.say(format!(
+        "wrote {} (adapter/, checkpoints/, metrics.jsonl, config.toml, summary.json{})",
+        run.dir().display(),
+        if summary.sample.is_some() {
+            ", sample.txt"
+        } else {
+            ""
+        }
+    ));
+    Ok((summary, inference))
+}
