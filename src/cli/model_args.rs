@@ -6,8 +6,9 @@ use anyhow::Context;
 use burn::tensor::backend::Backend;
 use burn_peft::backend::DeviceKind;
 use burn_peft::model::Precision;
-use burn_peft::model::any::{AnyModel, load_model_as, load_with_adapter_as};
+use burn_peft::model::any::{AnyModel, load_model_as};
 use burn_peft::model::tokenizer::TextTokenizer;
+use burn_peft::persist::load_with_adapter_as;
 use burn_peft::train::trainer::tokenizer_for;
 
 #[derive(clap::Args, Debug, Clone)]

@@ -1,12 +1,9 @@
-//! File input and output shared by every command: TOML configs with errors that name the file,
-//! and atomic writes so that an interrupted run never leaves a half-written file in place of a
-//! good one.
+//! File input and output below the models: safetensors checkpoints ([`checkpoint`]), TOML and
+//! JSON files with errors that name the file, and atomic writes so that an interrupted run never
+//! leaves a half-written file in place of a good one. Nothing here knows a model; adapters on
+//! disk are [`crate::persist`], one layer up.
 
-pub mod adapter;
 pub mod checkpoint;
-pub mod export;
-pub mod modules_to_save;
-pub mod peft;
 
 use std::io::Write;
 use std::path::Path;

@@ -1,5 +1,5 @@
 //! Loading whatever a path holds: an HF folder of any supported architecture, or a llama2.c
-//! `.bin`; and applying an adapter folder to it.
+//! `.bin`. An adapter folder goes on top with [`crate::persist::apply`].
 
 use std::path::Path;
 
@@ -11,9 +11,6 @@ use super::decoder::Decoder;
 use super::encoder::{EncoderClassifier, HeadInit};
 use super::precision::Precision;
 use super::{LoadReport, llama2c};
-use crate::io::checkpoint::Checkpoint;
-use crate::io::modules_to_save::PREFIX;
-use crate::io::{adapter, peft};
 use crate::{Error, Result};
 
 /// A loaded model of any supported family. (Loaded once per command, so the size difference
@@ -65,91 +62,7 @@ pub fn load_model_as<B: Backend>(
     Ok((AnyModel::Encoder(model), report))
 }
 
-/// Loads a model and applies the adapter folder `adapter` ([`AnyModel::with_adapter`]). A
-/// classification head that the base checkpoint lacks (a head trained on a pretrained body such
-/// as `roberta-base`) is taken from the adapter, which must then carry all of it.
-pub fn load_with_adapter<B: Backend>(
-    path: &Path,
-    adapter: &Path,
-    device: &B::Device,
-) -> Result<(AnyModel<B>, LoadReport)> {
-    load_with_adapter_as(path, adapter, Precision::Auto, device)
-}
-
-/// [`load_with_adapter`] with the frozen base in `precision`.
-pub fn load_with_adapter_as<B: Backend>(
-    path: &Path,
-    adapter: &Path,
-    precision: Precision,
-    device: &B::Device,
-) -> Result<(AnyModel<B>, LoadReport)> {
-    let weights = adapter.join(peft::WEIGHTS_FILE);
-    let saved = Checkpoint::open_files(std::slice::from_ref(&weights))?;
-    let head_labels = HEAD_OUTPUTS.iter().find_map(|name| {
-        saved
-            .shape(&format!("{PREFIX}{name}.weight"))
-            .and_then(|shape| shape.first().copied())
-    });
-    let is_encoder = path.is_dir() && !HfConfig::read(path)?.model_type.is_decoder();
-    let (model, mut report) = match head_labels {
-        Some(num_labels) if is_encoder => {
-            let head = HeadInit::IfMissing {
-                num_labels,
-                seed: 0,
-            };
-            let (model, report) = EncoderClassifier::load_as(path, head, precision, device)?;
-            (AnyModel::Encoder(model), report)
-        }
-        _ => load_model_as(path, precision, device)?,
-    };
-    // Nothing newly initialised may remain: the adapter replaces all of it.
-    if let Some(missing) = report
-        .initialized
-        .iter()
-        .find(|t| !saved.contains(&format!("{PREFIX}{t}")))
-    {
-        return Err(Error::BadFile {
-            path: weights,
-            message: format!(
-                "the base model {} has no `{missing}` and this adapter does not carry it",
-                path.display()
-            ),
-        });
-    }
-    report.initialized.clear();
-    Ok((model.with_adapter(adapter)?, report))
-}
-
-/// Output layers of classification heads, whose first dimension is the number of labels.
-const HEAD_OUTPUTS: [&str; 3] = ["classifier.out_proj", "classifier", "score"];
-
 impl<B: Backend> AnyModel<B> {
-    /// Applies the adapter folder `dir`: one written by burn-peft (any method), or a plain
-    /// HF PEFT LoRA adapter. A decoder gets the adapter's `score` head when it has none.
-    pub fn with_adapter(self, dir: &Path) -> Result<Self> {
-        let ours = adapter::is_burn_peft_adapter(dir)?;
-        let score_labels = Checkpoint::open_files(&[dir.join(peft::WEIGHTS_FILE)])?
-            .shape(&format!("{PREFIX}score.weight"))
-            .and_then(|shape| shape.first().copied());
-        let model = match (self, score_labels) {
-            (AnyModel::Decoder(m), Some(labels)) if m.score.is_none() => {
-                // The adapter replaces these values.
-                AnyModel::Decoder(m.with_score_head(labels, 0))
-            }
-            (model, _) => model,
-        };
-        Ok(match model {
-            AnyModel::Decoder(m) if ours => {
-                AnyModel::Decoder(adapter::load_adapter(m, dir, false)?.0)
-            }
-            AnyModel::Encoder(m) if ours => {
-                AnyModel::Encoder(adapter::load_adapter(m, dir, false)?.0)
-            }
-            AnyModel::Decoder(m) => AnyModel::Decoder(peft::load_peft_lora(m, dir)?),
-            AnyModel::Encoder(m) => AnyModel::Encoder(peft::load_peft_lora(m, dir)?),
-        })
-    }
-
     pub fn decoder(self) -> Option<Decoder<B>> {
         match self {
             AnyModel::Decoder(m) => Some(m),

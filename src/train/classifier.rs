@@ -25,12 +25,12 @@ use crate::data::{
     ClassificationBatch, ClassificationBatcher, ClassificationExample, ClassificationTargets,
     GlueTask, HeldOut, PairEncoder, load_glue_with, split_held_out,
 };
-use crate::io::adapter::save_adapter;
 use crate::model::any::load_model_as;
 use crate::model::decoder::Decoder;
 use crate::model::encoder::{EncoderClassifier, HeadInit};
 use crate::model::inject::saved_linears;
 use crate::model::{HfConfig, PeftModel};
+use crate::persist::adapter::save_adapter;
 use crate::{Error, Result};
 
 /// A model with a sequence-classification head.

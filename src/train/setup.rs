@@ -8,8 +8,8 @@ use burn::tensor::backend::AutodiffBackend;
 
 use super::identity::check_init_adapter;
 use crate::adapter::AdapterConfig;
-use crate::io::adapter::{InitialAdapters, SavedAdapterConfig, load_adapter};
 use crate::model::{PeftLinear, PeftModel, inject_adapters};
+use crate::persist::adapter::{InitialAdapters, SavedAdapterConfig, load_adapter};
 use crate::{Error, Result};
 
 /// `model` with its adapters: from `init_adapter` when given (its configuration must be

@@ -29,12 +29,12 @@ use crate::data::{
     HeldOut, InstructionTokenizer, LmBatch, LmBatcher, TokenizedExample, TrainingRow,
     TruncationLimits, load_training_rows, permutation, split_held_out,
 };
-use crate::io::adapter::{InitialAdapters, save_adapter};
 use crate::model::any::load_model_as;
 use crate::model::decoder::Decoder;
 use crate::model::generate::{GenerationOptions, generate};
 use crate::model::loss::causal_lm_loss;
 use crate::model::tokenizer::TextTokenizer;
+use crate::persist::adapter::{InitialAdapters, save_adapter};
 use crate::{Error, Result};
 
 /// How a run is driven (beyond its recipe).

@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use burn_peft::io::checkpoint::{Checkpoint, OutTensor, write_safetensors};
-use burn_peft::io::peft::load_peft_lora;
 use burn_peft::model::decoder::Decoder;
+use burn_peft::persist::peft::load_peft_lora;
 
 use super::common::*;
 

@@ -12,9 +12,9 @@ use std::path::Path;
 use faer::Mat;
 
 use super::adapter::SavedAdapterConfig;
-use super::checkpoint::{Checkpoint, OutTensor};
 use super::peft::WEIGHTS_FILE;
 use crate::adapter::{Init, Method};
+use crate::io::checkpoint::{Checkpoint, OutTensor};
 use crate::model::inject::selects;
 use crate::{Error, Result};
 
