@@ -23,7 +23,7 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Map, Number, Value};
 
-use super::records::{Place, ReadOptions, Record};
+use super::record::{Place, ReadOptions, Record};
 use super::source::bad_file;
 use crate::{Error, Result};
 

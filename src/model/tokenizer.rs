@@ -246,6 +246,18 @@ impl TextTokenizer {
         Ok(encoding.get_ids().to_vec())
     }
 
+    /// `text` with the tokenizer's special tokens, starting with BOS whenever the tokenizer has
+    /// one: a tokenizer.json whose template adds no BOS still gets the BOS METHODS.md asks for.
+    pub fn encode_with_bos(&self, text: &str) -> Result<Vec<u32>> {
+        let mut ids = self.encode(text, true)?;
+        if let Some(bos) = self.bos_token_id
+            && ids.first() != Some(&bos)
+        {
+            ids.insert(0, bos);
+        }
+        Ok(ids)
+    }
+
     /// Text of `ids`, special tokens skipped.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.inner.decode(ids, true).map_err(|e| Error::BadFile {
