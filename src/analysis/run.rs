@@ -70,7 +70,7 @@ impl RunDir {
         let a = &self.recipe.adapter;
         match a.method {
             Method::Sorsa => format!("sorsa γ={}", a.gamma),
-            Method::LoraFa | Method::Lotr => match a.init() {
+            Method::LoraFa | Method::Lotr => match a.resolved_init() {
                 Some(init) => format!("{} {}", a.method, format!("{init:?}").to_lowercase()),
                 None => a.method.to_string(),
             },

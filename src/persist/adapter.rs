@@ -94,7 +94,7 @@ impl<B: Backend> InitialAdapters<B> {
 fn peft_type(method: Method, config: &AdapterConfig) -> &'static str {
     match method {
         Method::Lora => "LORA",
-        Method::LoraFa if config.init() != Some(Init::SvdSplit) => "LORA",
+        Method::LoraFa if config.resolved_init() != Some(Init::SvdSplit) => "LORA",
         Method::LoraFa | Method::Pissa => "PISSA",
         Method::Sorsa => "SORSA",
         Method::Lotr => "LOTR",
@@ -105,8 +105,8 @@ fn peft_type(method: Method, config: &AdapterConfig) -> &'static str {
 fn splits(config: &AdapterConfig) -> bool {
     match config.method {
         Method::Pissa | Method::Sorsa => true,
-        Method::LoraFa => config.init() == Some(Init::SvdSplit),
-        Method::Lotr => config.init() == Some(Init::Svd),
+        Method::LoraFa => config.resolved_init() == Some(Init::SvdSplit),
+        Method::Lotr => config.resolved_init() == Some(Init::Svd),
         Method::Lora => false,
     }
 }
