@@ -99,6 +99,27 @@ fn bad_model_folders_name_the_problem() {
     assert!(err.contains("model.safetensors"), "{err}");
 }
 
+#[test]
+fn io_errors_carry_the_os_message_once_through_a_context_chain() {
+    let dir = copy_fixture("io-once");
+    std::fs::remove_file(dir.join("config.json")).unwrap();
+    let err = match Decoder::<B>::load(&dir, &device()) {
+        Ok(_) => panic!("{} loaded", dir.display()),
+        Err(e) => e,
+    };
+    assert!(std::error::Error::source(&err).is_none());
+    let shown = err.to_string();
+    // What `main` prints: the context chain with `{:#}`.
+    let chain = format!("{:#}", anyhow::Error::new(err).context("loading"));
+    assert_eq!(chain, format!("loading: {shown}"));
+    assert_eq!(chain.matches("(os error").count(), 1, "{chain}");
+    assert!(
+        chain.contains(&dir.join("config.json").display().to_string()),
+        "{chain}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A llama2.c `.bin`: the seven-int header and `floats` zeros.
 fn llama2c_file(tag: &str, header: [i32; 7], floats: usize) -> PathBuf {
     let path = std::env::temp_dir().join(format!("burn-peft-l2c-{tag}-{}.bin", std::process::id()));
