@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::chat_template::ChatTemplate;
+use super::source::ModelSource;
 use crate::{Error, Result};
 
 /// Each token's byte range `(start, end)` in the encoded text.
@@ -74,6 +75,27 @@ impl SpecialToken {
 }
 
 impl TextTokenizer {
+    /// The tokenizer of the model at `model`: `explicit` when given (a folder or a
+    /// `tokenizer.json`), else the HF folder's own; for a llama2.c checkpoint (a `.bin`, or a
+    /// folder holding one) the folder the `.bin` sits in when it has a `tokenizer.json`, else
+    /// its `hf/` subfolder.
+    pub fn for_model(model: &Path, explicit: Option<&Path>) -> Result<Self> {
+        if let Some(path) = explicit {
+            return Self::load(path);
+        }
+        match ModelSource::resolve(model)? {
+            ModelSource::Hf { dir, .. } => Self::load(&dir),
+            ModelSource::Llama2c(file) => {
+                let dir = file.parent().unwrap_or(Path::new("."));
+                if dir.join("tokenizer.json").is_file() {
+                    Self::load(dir)
+                } else {
+                    Self::load(&dir.join("hf"))
+                }
+            }
+        }
+    }
+
     /// Loads `tokenizer.json` (and `tokenizer_config.json` when present) from a model folder,
     /// or a `tokenizer.json` path directly.
     pub fn load(path: &Path) -> Result<Self> {

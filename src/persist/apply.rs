@@ -11,9 +11,9 @@ use super::{adapter, peft};
 use crate::io::checkpoint::Checkpoint;
 use crate::model::LoadReport;
 use crate::model::any::{AnyModel, load_model_as};
-use crate::model::config::HfConfig;
 use crate::model::encoder::{EncoderClassifier, HeadInit};
 use crate::model::precision::Precision;
+use crate::model::source::ModelSource;
 use crate::{Error, Result};
 
 /// Loads a model and applies the adapter folder `adapter` ([`AnyModel::with_adapter`]). A
@@ -41,7 +41,7 @@ pub fn load_with_adapter_as<B: Backend>(
             .shape(&format!("{PREFIX}{name}.weight"))
             .and_then(|shape| shape.first().copied())
     });
-    let is_encoder = path.is_dir() && !HfConfig::read(path)?.model_type.is_decoder();
+    let is_encoder = ModelSource::resolve(path)?.is_encoder();
     let (model, mut report) = match head_labels {
         Some(num_labels) if is_encoder => {
             let head = HeadInit::IfMissing {

@@ -18,18 +18,20 @@ use super::recipe::Recipe;
 use super::setup::{attach_adapters, check_vocabulary};
 use super::trainer::{
     Plan, TrainOptions, TrainSummary, adamw, memory_monitor, prepare_output_dir, record_step,
-    resume_from, tokenizer_for,
+    resume_from,
 };
 use crate::adapter::{HasAdapters, ParamReport};
 use crate::data::{
     ClassificationBatch, ClassificationBatcher, ClassificationExample, ClassificationTargets,
     GlueTask, HeldOut, PairEncoder, load_glue_with, split_held_out,
 };
+use crate::model::PeftModel;
 use crate::model::any::load_model_as;
 use crate::model::decoder::Decoder;
 use crate::model::encoder::{EncoderClassifier, HeadInit};
 use crate::model::inject::saved_linears;
-use crate::model::{HfConfig, PeftModel};
+use crate::model::source::ModelSource;
+use crate::model::tokenizer::TextTokenizer;
 use crate::persist::adapter::save_adapter;
 use crate::{Error, Result};
 
@@ -97,7 +99,7 @@ pub fn train_classifier<B: AutodiffBackend>(
     let labels = task.num_labels();
     let path = &recipe.model.path;
     let seed = recipe.run.seed;
-    if path.is_dir() && !HfConfig::read(path)?.model_type.is_decoder() {
+    if ModelSource::resolve(path)?.is_encoder() {
         let head = HeadInit::IfMissing {
             num_labels: labels,
             seed,
@@ -220,7 +222,8 @@ where
 
     // Data.
     let d = &recipe.data;
-    let tokenizer = tokenizer_for(&recipe.model.path, recipe.model.tokenizer.as_deref())?;
+    let tokenizer =
+        TextTokenizer::for_model(&recipe.model.path, recipe.model.tokenizer.as_deref())?;
     let mut rows = load_glue_with(task, &d.train, &d.columns)?;
     if d.first_rows > 0 {
         rows.truncate(d.first_rows);

@@ -81,23 +81,6 @@ struct CheckpointState {
 
 const CHECKPOINTS: &str = "checkpoints";
 
-/// The tokenizer of a model path (HF folder, or `hf/` next to a llama2.c `.bin`).
-pub fn tokenizer_for(model: &Path, explicit: Option<&Path>) -> Result<TextTokenizer> {
-    let path = match explicit {
-        Some(p) => p.to_path_buf(),
-        None if model.is_dir() => model.to_path_buf(),
-        None => {
-            let dir = model.parent().unwrap_or(Path::new("."));
-            if dir.join("tokenizer.json").is_file() {
-                dir.to_path_buf()
-            } else {
-                dir.join("hf")
-            }
-        }
-    };
-    TextTokenizer::load(&path)
-}
-
 /// Runs the recipe on `device` (instruction tuning, or classification when `data.task` is set).
 pub fn train<B: AutodiffBackend>(
     recipe: &Recipe,
@@ -250,7 +233,8 @@ pub fn train_model<B: AutodiffBackend>(
         )
     })?;
     let recomputed_layers = recipe.recomputed_layers(model.layers.len())?;
-    let tokenizer = tokenizer_for(&recipe.model.path, recipe.model.tokenizer.as_deref())?;
+    let tokenizer =
+        TextTokenizer::for_model(&recipe.model.path, recipe.model.tokenizer.as_deref())?;
     let pad = model
         .config
         .pad_token_id
