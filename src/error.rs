@@ -38,13 +38,12 @@ pub enum Error {
     /// The device a run asked for is not on this machine (no driver, no such adapter).
     #[error("device `{device}` is not available: {message}")]
     DeviceUnavailable { device: String, message: String },
-    /// I/O on a named file.
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// I/O on a named file. The OS error is part of the message and not reported as a
+    /// `source()` (a field named `source` would be): a chain printer such as anyhow's `{:#}`
+    /// would print it twice (`…/config.json: No such file or directory (os error 2): No such
+    /// file or directory (os error 2)`).
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: std::io::Error },
 }
 
 /// Result alias used across the crate.

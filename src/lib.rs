@@ -12,7 +12,9 @@
 //!   merging.
 //! - [`train`]: the step rule (global-norm clipping, regularizer), the CLI's trainer and the
 //!   burn-train building block ([`train::learner`]).
-//! - [`io`]: safetensors checkpoints and adapters in HF PEFT's folder layout.
+//! - [`persist`]: adapters on disk in HF PEFT's folder layout, saved modules
+//!   (`modules_to_save`), export as a plain LoRA, and an adapter folder applied to a loaded model.
+//! - [`io`]: the layer below the models: safetensors checkpoints, config files, atomic writes.
 //! - [`data`], [`eval`], [`analysis`]: datasets, benchmarks, spectral analysis.
 //! - [`linalg`]: host-side linear algebra (thin / randomized SVD, QR) with `faer`, and the single
 //!   place where Burn tensors are converted to and from host matrices.
@@ -108,6 +110,7 @@ pub mod io;
 pub mod linalg;
 pub mod model;
 pub mod peft;
+pub mod persist;
 pub mod train;
 
 pub use error::{Error, Result};

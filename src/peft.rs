@@ -20,8 +20,8 @@
 //!    them to the original base model; [`merge_adapters`] folds them into the base weights.
 
 pub use crate::adapter::{AdapterConfig, Method, RegularizerMode, SharedFactors, Targets};
-pub use crate::io::adapter::{InitialAdapters, load_adapter, save_adapter};
 pub use crate::model::{PeftLinear, PeftModel, merge_adapters};
+pub use crate::persist::adapter::{InitialAdapters, load_adapter, save_adapter};
 pub use crate::train::PeftStep;
 pub use crate::train::learner::{LineRenderer, Peft, PeftOutput, RegularizerMetric};
 

@@ -19,7 +19,7 @@ use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use burn_peft::Error;
 use burn_peft::adapter::{AdapterConfig, Method, ParamReport};
 use burn_peft::io::checkpoint::{Checkpoint, OutTensor, write_safetensors};
-use burn_peft::model::encoder::{Activation, EncoderClassifier, HeadInit, ProblemType};
+use burn_peft::model::encoder::{EncoderClassifier, FeedForwardActivation, HeadInit, ProblemType};
 use burn_peft::model::{PeftModel, inject_adapters};
 use burn_peft::train::PeftStep;
 
@@ -95,7 +95,11 @@ fn keep(name: &str) -> Option<String> {
 fn gelu_is_the_exact_erf_form() {
     // transformers' `gelu` is erf-based; the tanh form differs by 1.5e-4 at x = 1.
     let x = Tensor::<B, 1>::from_floats([1.0, -0.5], &device());
-    let y: Vec<f32> = Activation::Gelu.apply(x).into_data().to_vec().unwrap();
+    let y: Vec<f32> = FeedForwardActivation::Gelu
+        .apply(x)
+        .into_data()
+        .to_vec()
+        .unwrap();
     let expected = [0.841_344_7, -0.154_268_5];
     for (y, e) in y.iter().zip(expected) {
         assert!((y - e).abs() < 1e-6, "{y} vs {e}");

@@ -213,7 +213,7 @@ impl AdapterConfig {
     }
 
     /// The initialisation with the method's default filled in (`None` for single-init methods).
-    pub fn init(&self) -> Option<Init> {
+    pub fn resolved_init(&self) -> Option<Init> {
         match self.method {
             Method::LoraFa => Some(self.init.unwrap_or(Init::Svd)),
             Method::Lotr => Some(self.init.unwrap_or(Init::Normal)),
@@ -361,7 +361,7 @@ mod tests {
     fn defaults_fill_in() {
         let cfg: AdapterConfig = toml::from_str("method = \"lotr\"\nrank = 4").unwrap();
         assert_eq!(cfg.alpha(), 1.0);
-        assert_eq!(cfg.init(), Some(Init::Normal));
+        assert_eq!(cfg.resolved_init(), Some(Init::Normal));
         let cfg: AdapterConfig = toml::from_str("method = \"sorsa\"\nrank = 4").unwrap();
         assert_eq!(cfg.scale(), 1.0);
     }

@@ -108,7 +108,7 @@ impl AdapterInit {
                 (Adapter::Sorsa(sorsa), true)
             }
             Method::LoraFa => {
-                let init = cfg.init().expect("lora_fa has a default init");
+                let init = cfg.resolved_init().expect("lora_fa has a default init");
                 let (a, b, split) = match init {
                     Init::Kaiming => {
                         let a = linalg::orthonormalize_columns(
@@ -174,7 +174,7 @@ impl AdapterInit {
         let rank = cfg.rank;
         let scale = cfg.scale();
 
-        let (r, l, cores, split) = match cfg.init().expect("lotr has a default init") {
+        let (r, l, cores, split) = match cfg.resolved_init().expect("lotr has a default init") {
             Init::Normal => {
                 let mut rng = gaussian::rng(seed);
                 let r = gaussian::standard_normal(&mut rng, in_features, rank);

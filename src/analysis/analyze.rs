@@ -101,7 +101,7 @@ pub fn analyze<B: AutodiffBackend>(
     }
     std::fs::create_dir_all(&options.out).map_err(|source| Error::Io {
         path: options.out.clone(),
-        source,
+        cause: source,
     })?;
     let csv = options.out.join("spectral.csv");
     crate::io::write_atomic(&csv, to_csv(&rows).as_bytes())?;

@@ -58,7 +58,7 @@ pub fn compare(runs: &[PathBuf], out: &Path) -> Result<Comparison> {
     }
     std::fs::create_dir_all(out).map_err(|source| Error::Io {
         path: out.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let labels = Labels {
         title: "Training loss (dots: held-out loss)",

@@ -64,7 +64,7 @@ impl RunDir {
         let a = &self.recipe.adapter;
         match a.method {
             Method::Sorsa => format!("sorsa γ={}", a.gamma),
-            Method::LoraFa | Method::Lotr => match a.init() {
+            Method::LoraFa | Method::Lotr => match a.resolved_init() {
                 Some(init) => format!("{} {}", a.method, format!("{init:?}").to_lowercase()),
                 None => a.method.to_string(),
             },
@@ -100,7 +100,7 @@ impl RunDir {
         }
         let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
             path: path.clone(),
-            source,
+            cause: source,
         })?;
         serde_json::from_str(&text)
             .map(Some)

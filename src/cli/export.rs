@@ -21,19 +21,21 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
     if args.format != "peft" {
         anyhow::bail!("--format {}: only `peft` is supported", args.format);
     }
-    if args.out.join(burn_peft::io::peft::WEIGHTS_FILE).exists() {
+    if args
+        .out
+        .join(burn_peft::persist::peft::WEIGHTS_FILE)
+        .exists()
+    {
         anyhow::bail!(
             "{} already holds an adapter; choose another --out",
             args.out.display()
         );
     }
-    burn_peft::io::export::export_peft_lora(&args.adapter, &args.out)?;
+    burn_peft::persist::export::export_peft_lora(&args.adapter, &args.out)?;
     if let Some(base) = &args.base {
         // The export must apply to the base it is meant for.
         let device = Default::default();
-        burn_peft::model::any::load_with_adapter::<burn_peft::backend::Cpu>(
-            base, &args.out, &device,
-        )?;
+        burn_peft::persist::load_with_adapter::<burn_peft::backend::Cpu>(base, &args.out, &device)?;
     }
     eprintln!("wrote PEFT LoRA adapter to {}", args.out.display());
     Ok(())

@@ -7,9 +7,9 @@ use anyhow::Context;
 use burn::tensor::backend::AutodiffBackend;
 use burn_peft::adapter::ParamReport;
 use burn_peft::backend::{BackendJob, DeviceKind, run_on};
-use burn_peft::io::adapter::{InitialAdapters, save_adapter};
 use burn_peft::model::any::load_model_as;
 use burn_peft::model::inject_adapters;
+use burn_peft::persist::adapter::{InitialAdapters, save_adapter};
 use burn_peft::train::recipe::Recipe;
 
 #[derive(clap::Args, Debug)]
@@ -34,7 +34,11 @@ pub fn run(args: InitArgs) -> anyhow::Result<()> {
         overrides.push(format!("model.precision=\"{precision}\""));
     }
     let recipe = Recipe::load(args.config.as_deref(), &overrides)?;
-    if args.out.join(burn_peft::io::peft::WEIGHTS_FILE).exists() {
+    if args
+        .out
+        .join(burn_peft::persist::peft::WEIGHTS_FILE)
+        .exists()
+    {
         anyhow::bail!(
             "{} already holds an adapter; choose another --out",
             args.out.display()

@@ -11,6 +11,7 @@ use burn_peft::linalg::tensor_to_vec;
 use burn_peft::model::HfConfig;
 use burn_peft::model::any::AnyModel;
 use burn_peft::model::precision::hf_name;
+use burn_peft::model::source::ModelSource;
 use burn_peft::model::{Precision, merge_adapters};
 
 use super::model_args::ModelArgs;
@@ -49,7 +50,10 @@ impl BackendJob for Job {
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<()> {
         let args = self.0;
-        if !args.model.model.is_dir() {
+        if !matches!(
+            ModelSource::resolve(&args.model.model)?,
+            ModelSource::Hf { .. }
+        ) {
             anyhow::bail!(
                 "{}: merge writes an HF folder and needs an HF model folder as base",
                 args.model.model.display()

@@ -6,13 +6,14 @@ use anyhow::Context;
 use burn::tensor::backend::Backend;
 use burn_peft::backend::DeviceKind;
 use burn_peft::model::Precision;
-use burn_peft::model::any::{AnyModel, load_model_as, load_with_adapter_as};
+use burn_peft::model::any::{AnyModel, load_model_as};
 use burn_peft::model::tokenizer::TextTokenizer;
-use burn_peft::train::tokenizer_for;
+use burn_peft::persist::load_with_adapter_as;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// HF model folder (config.json + safetensors) or llama2.c .bin file.
+    /// HF model folder (config.json + safetensors), llama2.c .bin file, or a folder holding
+    /// one llama2.c .bin.
     #[arg(long)]
     pub model: PathBuf,
     /// Adapter folder to apply (adapter_config.json + adapter_model.safetensors), with the
@@ -50,8 +51,8 @@ impl ModelArgs {
     }
 
     /// The tokenizer: `explicit`, else `tokenizer.json` in the model folder (for a `.bin`, next
-    /// to it or in its `hf/` sibling folder).
+    /// to it or in its `hf/` subfolder): [`TextTokenizer::for_model`].
     pub fn tokenizer(&self, explicit: Option<&Path>) -> anyhow::Result<TextTokenizer> {
-        Ok(tokenizer_for(&self.model, explicit)?)
+        Ok(TextTokenizer::for_model(&self.model, explicit)?)
     }
 }

@@ -9,8 +9,8 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
 use super::classification::ClassificationExample;
+use super::example::TokenizedExample;
 use super::glue::GlueLabel;
-use super::tokenize::TokenizedExample;
 use crate::model::loss::IGNORE_INDEX;
 
 /// A causal-LM batch; all tensors are `[batch, seq]`.

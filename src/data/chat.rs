@@ -11,8 +11,8 @@
 
 use serde_json::Value;
 
-use super::records::{Record, json_kind};
-use super::tokenize::TokenizedExample;
+use super::example::TokenizedExample;
+use super::record::{Record, json_kind};
 use crate::Result;
 use crate::model::chat_template::{ChatMessage, ChatTemplate};
 use crate::model::loss::IGNORE_INDEX;
@@ -87,6 +87,6 @@ pub fn prompt_ids(tokenizer: &TextTokenizer, text: &str, chat: bool) -> Result<V
         let rendered = template.render(&[ChatMessage::new("user", text)], true)?;
         tokenizer.encode(&rendered, false)
     } else {
-        super::tokenize::encode_with_bos(tokenizer, &super::prompt::math_train_prompt(text))
+        tokenizer.encode_with_bos(&super::prompt::math_train_prompt(text))
     }
 }

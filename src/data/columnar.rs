@@ -23,7 +23,7 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Map, Number, Value};
 
-use super::records::{Place, ReadOptions, Record};
+use super::record::{Place, ReadOptions, Record};
 use super::source::bad_file;
 use crate::{Error, Result};
 
@@ -90,7 +90,7 @@ pub(crate) fn read_arrow(
 fn open(path: &Path) -> Result<File> {
     File::open(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })
 }
 

@@ -29,7 +29,8 @@ use std::str::FromStr;
 use serde_json::Value;
 
 use super::columns::Columns;
-use super::records::{ReadOptions, Record, json_kind, read_records};
+use super::record::{ReadOptions, Record, json_kind};
+use super::records::read_records;
 use super::source::{bad_line, numbered_lines, read_text};
 use crate::{Error, Result};
 

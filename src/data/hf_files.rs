@@ -85,7 +85,7 @@ fn glob(path: &Path, name: &str) -> Result<Vec<PathBuf>> {
     let re = Regex::new(&format!("^{pattern}$")).expect("an escaped pattern compiles");
     let entries = std::fs::read_dir(&dir).map_err(|source| Error::Io {
         path: dir.clone(),
-        source,
+        cause: source,
     })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok())
@@ -176,7 +176,7 @@ fn saved_dataset(dir: &Path) -> Result<Vec<PathBuf>> {
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .map_err(|source| Error::Io {
                 path: dir.to_path_buf(),
-                source,
+                cause: source,
             })?
             .filter_map(|e| e.ok())
             .filter_map(|e| e.file_name().to_str().map(str::to_string))

@@ -15,10 +15,12 @@ pub mod chat;
 pub mod classification;
 mod columnar;
 pub mod columns;
+pub mod example;
 pub mod glue;
 pub mod hf_files;
 pub mod instruction;
 pub mod prompt;
+pub mod record;
 pub mod records;
 pub mod sampling;
 mod source;
@@ -32,11 +34,13 @@ pub use batch::{
 pub use burn::data::dataset::{Dataset, InMemDataset};
 pub use classification::{ClassificationExample, PAIR_SEPARATOR, PairEncoder};
 pub use columns::Columns;
+pub use example::TokenizedExample;
 pub use glue::{GlueExample, GlueLabel, GlueTask, load_glue, load_glue_with};
 pub use instruction::{
     InstructionFormat, InstructionRow, TrainingRow, load_instructions, load_training_rows,
 };
-pub use records::{Record, Records, read_records};
+pub use record::Record;
+pub use records::{Records, read_records};
 pub use sampling::{HeldOut, SeededShuffle, permutation, seeded_subset, shuffle, split_held_out};
 pub use text::{chunk_documents, load_documents};
-pub use tokenize::{InstructionTokenizer, TokenizedExample, TruncationLimits};
+pub use tokenize::{InstructionTokenizer, TruncationLimits};

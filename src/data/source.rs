@@ -10,7 +10,7 @@ use crate::{Error, Result};
 pub(crate) fn read_text(path: &Path) -> Result<String> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     Ok(match text.strip_prefix('\u{feff}') {
         Some(rest) => rest.to_owned(),

@@ -13,8 +13,8 @@
 
 use std::path::Path;
 
+use super::example::TokenizedExample;
 use super::source::{bad_file, numbered_lines, read_text};
-use super::tokenize::{TokenizedExample, encode_with_bos};
 use crate::model::tokenizer::TextTokenizer;
 use crate::{Error, Result};
 
@@ -57,7 +57,7 @@ pub fn chunk_documents(
     }
     let mut stream = Vec::new();
     for document in documents {
-        stream.extend(encode_with_bos(tokenizer, document)?);
+        stream.extend(tokenizer.encode_with_bos(document)?);
         stream.extend(tokenizer.eos_token_id);
     }
     Ok(stream

@@ -20,33 +20,14 @@
 
 use std::cell::OnceCell;
 
+pub use super::example::TokenizedExample;
+
 use super::chat::tokenize_conversation;
 use super::instruction::{InstructionRow, TrainingRow};
-use crate::model::chat_template::ChatTemplate;
+use crate::model::chat_template::{ChatMessage, ChatTemplate};
 use crate::model::loss::IGNORE_INDEX;
 use crate::model::tokenizer::TextTokenizer;
 use crate::{Error, Result};
-
-/// One causal-LM training example: ids and labels of equal length, labels −100 where no loss is
-/// taken.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TokenizedExample {
-    pub input_ids: Vec<u32>,
-    pub labels: Vec<i64>,
-}
-
-impl TokenizedExample {
-    /// An example that is trained on every token (plain language modelling).
-    pub fn all_targets(input_ids: Vec<u32>) -> Self {
-        let labels = input_ids.iter().map(|&id| i64::from(id)).collect();
-        Self { input_ids, labels }
-    }
-
-    /// Number of positions that carry a label.
-    pub fn target_count(&self) -> usize {
-        self.labels.iter().filter(|&&l| l != IGNORE_INDEX).count()
-    }
-}
 
 /// Separate token budgets for the two parts of an instruction example.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,7 +85,7 @@ impl<'a> InstructionTokenizer<'a> {
 
     /// `input_ids` and `labels` of one row.
     pub fn tokenize(&self, row: &InstructionRow) -> Result<TokenizedExample> {
-        let mut prompt = encode_with_bos(self.tokenizer, &row.prompt)?;
+        let mut prompt = self.tokenizer.encode_with_bos(&row.prompt)?;
         prompt.truncate(self.limits.max_prompt_length);
 
         let mut response = self.tokenizer.encode(&row.response, false)?;
@@ -128,10 +109,7 @@ impl<'a> InstructionTokenizer<'a> {
 
     /// A conversation's ids and labels (loss on assistant turns); `None` when no assistant
     /// token fits in the length limit.
-    pub fn tokenize_chat(
-        &self,
-        messages: &[crate::model::chat_template::ChatMessage],
-    ) -> Result<Option<TokenizedExample>> {
+    pub fn tokenize_chat(&self, messages: &[ChatMessage]) -> Result<Option<TokenizedExample>> {
         let max_length = self.limits.max_prompt_length + self.limits.max_response_length;
         tokenize_conversation(self.tokenizer, self.chat_template()?, messages, max_length)
     }
@@ -167,16 +145,4 @@ impl<'a> InstructionTokenizer<'a> {
         let template = self.tokenizer.chat_template(None)?;
         Ok(self.chat.get_or_init(|| template))
     }
-}
-
-/// `text` with the tokenizer's special tokens, starting with BOS whenever the tokenizer has one:
-/// a tokenizer.json whose template adds no BOS still gets the BOS METHODS.md asks for.
-pub(crate) fn encode_with_bos(tokenizer: &TextTokenizer, text: &str) -> Result<Vec<u32>> {
-    let mut ids = tokenizer.encode(text, true)?;
-    if let Some(bos) = tokenizer.bos_token_id
-        && ids.first() != Some(&bos)
-    {
-        ids.insert(0, bos);
-    }
-    Ok(ids)
 }

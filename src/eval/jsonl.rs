@@ -19,7 +19,7 @@ pub struct Line<T> {
 pub fn read<T: DeserializeOwned>(path: &Path) -> Result<Vec<Line<T>>> {
     let io = |source| Error::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     };
     let file = std::fs::File::open(path).map_err(io)?;
     let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {

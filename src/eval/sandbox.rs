@@ -450,7 +450,7 @@ fn describe_interpreter(python: &Path) -> Result<(PathBuf, Vec<PathBuf>)> {
         .output()
         .map_err(|source| Error::Io {
             path: python.to_path_buf(),
-            source,
+            cause: source,
         })?;
     let text = String::from_utf8_lossy(&output.stdout);
     let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
@@ -491,7 +491,7 @@ impl TempDir {
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
         builder.create(&path).map_err(|source| Error::Io {
             path: path.clone(),
-            source,
+            cause: source,
         })?;
         Ok(Self { path })
     }
@@ -506,7 +506,7 @@ impl Drop for TempDir {
 fn create_file(path: &Path) -> Result<File> {
     File::create(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })
 }
 
@@ -515,7 +515,7 @@ fn create_file(path: &Path) -> Result<File> {
 fn hidden_file(path: &Path, bytes: &[u8]) -> Result<File> {
     let io = |source| Error::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     };
     std::fs::write(path, bytes).map_err(io)?;
     let file = File::open(path).map_err(io)?;

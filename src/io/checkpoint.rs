@@ -64,7 +64,7 @@ impl Checkpoint {
         if index.is_file() {
             let text = std::fs::read_to_string(&index).map_err(|source| Error::Io {
                 path: index.clone(),
-                source,
+                cause: source,
             })?;
             let json: serde_json::Value =
                 serde_json::from_str(&text).map_err(|e| Error::BadFile {
@@ -98,13 +98,13 @@ impl Checkpoint {
         for path in paths {
             let file = std::fs::File::open(path).map_err(|source| Error::Io {
                 path: path.clone(),
-                source,
+                cause: source,
             })?;
             // SAFETY: the map is read-only; a checkpoint modified while we read it is the user's
             // problem, as for every mmap-based loader (safetensors' own docs do the same).
             let map = unsafe { Mmap::map(&file) }.map_err(|source| Error::Io {
                 path: path.clone(),
-                source,
+                cause: source,
             })?;
             shards.push((path.clone(), Bytes::Mapped(map)));
         }

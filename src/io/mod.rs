@@ -1,12 +1,9 @@
-//! File input and output shared by every command: TOML configs with errors that name the file,
-//! and atomic writes so that an interrupted run never leaves a half-written file in place of a
-//! good one.
+//! File input and output below the models: safetensors checkpoints ([`checkpoint`]), TOML and
+//! JSON files with errors that name the file, and atomic writes so that an interrupted run never
+//! leaves a half-written file in place of a good one. Nothing here knows a model; adapters on
+//! disk are [`crate::persist`], one layer up.
 
-pub mod adapter;
 pub mod checkpoint;
-pub mod export;
-pub mod modules_to_save;
-pub mod peft;
 
 use std::io::Write;
 use std::path::Path;
@@ -19,7 +16,7 @@ use crate::{Error, Result};
 pub fn read_toml<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     toml::from_str(&text).map_err(|e| Error::ConfigParse {
         path: path.to_path_buf(),
@@ -31,7 +28,7 @@ pub fn read_toml<T: DeserializeOwned>(path: &Path) -> Result<T> {
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     serde_json::from_str(&text).map_err(|e| Error::BadFile {
         path: path.to_path_buf(),
@@ -83,7 +80,7 @@ fn float_bytes(dtype: safetensors::Dtype, bytes: &[u8]) -> Vec<f32> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let io = |source| Error::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     };
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,

@@ -1,20 +1,18 @@
-//! Loading whatever a path holds: an HF folder of any supported architecture, or a llama2.c
-//! `.bin`; and applying an adapter folder to it.
+//! Loading whatever a model path holds ([`ModelSource`]): an HF folder of any supported
+//! architecture or a llama2.c checkpoint. An adapter folder goes on top with
+//! [`crate::persist::apply`].
 
 use std::path::Path;
 
 use burn::tensor::FloatDType;
 use burn::tensor::backend::Backend;
 
-use super::config::HfConfig;
 use super::decoder::Decoder;
 use super::encoder::{EncoderClassifier, HeadInit};
 use super::precision::Precision;
+use super::source::ModelSource;
 use super::{LoadReport, llama2c};
-use crate::io::checkpoint::Checkpoint;
-use crate::io::modules_to_save::PREFIX;
-use crate::io::{adapter, peft};
-use crate::{Error, Result};
+use crate::Result;
 
 /// A loaded model of any supported family. (Loaded once per command, so the size difference
 /// between variants costs nothing.)
@@ -24,7 +22,8 @@ pub enum AnyModel<B: Backend> {
     Encoder(EncoderClassifier<B>),
 }
 
-/// Loads an HF model folder or a llama2.c `.bin` file in its own dtype.
+/// Loads what `path` names ([`ModelSource::resolve`]: an HF model folder, a llama2.c `.bin`
+/// file or a folder holding one) in its own dtype.
 pub fn load_model<B: Backend>(
     path: &Path,
     device: &B::Device,
@@ -32,124 +31,35 @@ pub fn load_model<B: Backend>(
     load_model_as(path, Precision::Auto, device)
 }
 
-/// Loads an HF model folder or a llama2.c `.bin` file with its frozen base in `precision`.
+/// [`load_model`] with the frozen base in `precision`.
 pub fn load_model_as<B: Backend>(
     path: &Path,
     precision: Precision,
     device: &B::Device,
 ) -> Result<(AnyModel<B>, LoadReport)> {
-    if path.is_file() {
-        if path.extension().is_some_and(|e| e == "bin") {
+    Ok(match ModelSource::resolve(path)? {
+        ModelSource::Llama2c(file) => {
             let dtype = precision.resolve_on::<B>(FloatDType::F32, device);
+            let model = llama2c::load_as(&file, dtype, device)?;
             let report = LoadReport {
                 dtype,
                 ..LoadReport::default()
             };
-            return Ok((
-                AnyModel::Decoder(llama2c::load_as(path, dtype, device)?),
-                report,
-            ));
+            (AnyModel::Decoder(model), report)
         }
-        return Err(Error::BadFile {
-            path: path.to_path_buf(),
-            message: "expected an HF model folder or a llama2.c .bin file".into(),
-        });
-    }
-    let hf = HfConfig::read(path)?;
-    if hf.model_type.is_decoder() {
-        let (model, report) = Decoder::load_as(path, precision, device)?;
-        return Ok((AnyModel::Decoder(model), report));
-    }
-    let (model, report) =
-        EncoderClassifier::load_as(path, HeadInit::Checkpoint, precision, device)?;
-    Ok((AnyModel::Encoder(model), report))
-}
-
-/// Loads a model and applies the adapter folder `adapter` ([`AnyModel::with_adapter`]). A
-/// classification head that the base checkpoint lacks (a head trained on a pretrained body such
-/// as `roberta-base`) is taken from the adapter, which must then carry all of it.
-pub fn load_with_adapter<B: Backend>(
-    path: &Path,
-    adapter: &Path,
-    device: &B::Device,
-) -> Result<(AnyModel<B>, LoadReport)> {
-    load_with_adapter_as(path, adapter, Precision::Auto, device)
-}
-
-/// [`load_with_adapter`] with the frozen base in `precision`.
-pub fn load_with_adapter_as<B: Backend>(
-    path: &Path,
-    adapter: &Path,
-    precision: Precision,
-    device: &B::Device,
-) -> Result<(AnyModel<B>, LoadReport)> {
-    let weights = adapter.join(peft::WEIGHTS_FILE);
-    let saved = Checkpoint::open_files(std::slice::from_ref(&weights))?;
-    let head_labels = HEAD_OUTPUTS.iter().find_map(|name| {
-        saved
-            .shape(&format!("{PREFIX}{name}.weight"))
-            .and_then(|shape| shape.first().copied())
-    });
-    let is_encoder = path.is_dir() && !HfConfig::read(path)?.model_type.is_decoder();
-    let (model, mut report) = match head_labels {
-        Some(num_labels) if is_encoder => {
-            let head = HeadInit::IfMissing {
-                num_labels,
-                seed: 0,
-            };
-            let (model, report) = EncoderClassifier::load_as(path, head, precision, device)?;
+        ModelSource::Hf { dir, config } if config.model_type.is_decoder() => {
+            let (model, report) = Decoder::load_as(&dir, precision, device)?;
+            (AnyModel::Decoder(model), report)
+        }
+        ModelSource::Hf { dir, .. } => {
+            let (model, report) =
+                EncoderClassifier::load_as(&dir, HeadInit::Checkpoint, precision, device)?;
             (AnyModel::Encoder(model), report)
         }
-        _ => load_model_as(path, precision, device)?,
-    };
-    // Nothing newly initialised may remain: the adapter replaces all of it.
-    if let Some(missing) = report
-        .initialized
-        .iter()
-        .find(|t| !saved.contains(&format!("{PREFIX}{t}")))
-    {
-        return Err(Error::BadFile {
-            path: weights,
-            message: format!(
-                "the base model {} has no `{missing}` and this adapter does not carry it",
-                path.display()
-            ),
-        });
-    }
-    report.initialized.clear();
-    Ok((model.with_adapter(adapter)?, report))
+    })
 }
 
-/// Output layers of classification heads, whose first dimension is the number of labels.
-const HEAD_OUTPUTS: [&str; 3] = ["classifier.out_proj", "classifier", "score"];
-
 impl<B: Backend> AnyModel<B> {
-    /// Applies the adapter folder `dir`: one written by burn-peft (any method), or a plain
-    /// HF PEFT LoRA adapter. A decoder gets the adapter's `score` head when it has none.
-    pub fn with_adapter(self, dir: &Path) -> Result<Self> {
-        let ours = adapter::is_burn_peft_adapter(dir)?;
-        let score_labels = Checkpoint::open_files(&[dir.join(peft::WEIGHTS_FILE)])?
-            .shape(&format!("{PREFIX}score.weight"))
-            .and_then(|shape| shape.first().copied());
-        let model = match (self, score_labels) {
-            (AnyModel::Decoder(m), Some(labels)) if m.score.is_none() => {
-                // The adapter replaces these values.
-                AnyModel::Decoder(m.with_score_head(labels, 0))
-            }
-            (model, _) => model,
-        };
-        Ok(match model {
-            AnyModel::Decoder(m) if ours => {
-                AnyModel::Decoder(adapter::load_adapter(m, dir, false)?.0)
-            }
-            AnyModel::Encoder(m) if ours => {
-                AnyModel::Encoder(adapter::load_adapter(m, dir, false)?.0)
-            }
-            AnyModel::Decoder(m) => AnyModel::Decoder(peft::load_peft_lora(m, dir)?),
-            AnyModel::Encoder(m) => AnyModel::Encoder(peft::load_peft_lora(m, dir)?),
-        })
-    }
-
     pub fn decoder(self) -> Option<Decoder<B>> {
         match self {
             AnyModel::Decoder(m) => Some(m),

@@ -25,14 +25,6 @@ use crate::adapter::{AdaptedLinear, HasAdapters, SharedFactors, Targets};
 use crate::io::checkpoint::Checkpoint;
 use crate::{Error, Result};
 
-/// MLP activation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activation {
-    Silu,
-    /// `gelu_pytorch_tanh`.
-    GeluTanh,
-}
-
 /// Everything the decoder needs from `config.json` (and `generation_config.json`).
 #[derive(Debug, Clone)]
 pub struct DecoderConfig {
@@ -51,7 +43,8 @@ pub struct DecoderConfig {
     pub qkv_bias: bool,
     pub o_bias: bool,
     pub mlp_bias: bool,
-    pub activation: Activation,
+    /// The gated MLP's activation (`hidden_act` / `hidden_activation`).
+    pub activation: GateActivation,
     /// Gemma multiplies embeddings by √hidden.
     pub scale_embeddings: bool,
     /// Gemma's RMSNorm uses `(1 + w)`.
@@ -141,7 +134,7 @@ impl DecoderConfig {
             qkv_bias: false,
             o_bias: false,
             mlp_bias: false,
-            activation: Activation::Silu,
+            activation: GateActivation::Silu,
             scale_embeddings: false,
             norm_offset: 0.0,
             max_position_embeddings,
@@ -189,10 +182,10 @@ impl DecoderConfig {
             .or(raw.hidden_act)
             .unwrap_or_else(|| "silu".into());
         let activation = match act.as_str() {
-            "silu" | "swish" => Activation::Silu,
-            "gelu_pytorch_tanh" | "gelu_new" | "gelu_fast" => Activation::GeluTanh,
+            "silu" | "swish" => GateActivation::Silu,
+            "gelu_pytorch_tanh" | "gelu_new" | "gelu_fast" => GateActivation::GeluTanh,
             // Gemma 1 configs say "gelu" but transformers runs the tanh approximation.
-            "gelu" if gemma => Activation::GeluTanh,
+            "gelu" if gemma => GateActivation::GeluTanh,
             other => {
                 return Err(bad(format!(
                     "hidden_act `{other}` is not supported (silu, gelu_pytorch_tanh)"
@@ -515,7 +508,7 @@ impl<B: Backend> Decoder<B> {
                     gate_proj: linear(&format!("{p}.mlp.gate_proj"), hidden, inter, c.mlp_bias)?,
                     up_proj: linear(&format!("{p}.mlp.up_proj"), hidden, inter, c.mlp_bias)?,
                     down_proj: linear(&format!("{p}.mlp.down_proj"), inter, hidden, c.mlp_bias)?,
-                    gelu_tanh: c.activation == Activation::GeluTanh,
+                    gelu_tanh: c.activation == GateActivation::GeluTanh,
                 },
             });
         }

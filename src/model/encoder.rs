@@ -27,9 +27,10 @@ use crate::linalg::layout::burn_to_hf;
 use crate::linalg::{gaussian, mat_to_tensor, tensor_to_vec};
 use crate::{Error, Result};
 
-/// The feed-forward activation (`hidden_act`).
+/// The activation of the (ungated) feed-forward block (`hidden_act`); the decoders' gated MLP
+/// uses [`GateActivation`](super::lean_backward::GateActivation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Activation {
+pub enum FeedForwardActivation {
     /// `gelu`: the exact erf form.
     Gelu,
     /// `gelu_new` / `gelu_pytorch_tanh`: the tanh approximation.
@@ -37,14 +38,14 @@ pub enum Activation {
     Relu,
 }
 
-impl Activation {
+impl FeedForwardActivation {
     const SUPPORTED: &'static str = "gelu, gelu_new, gelu_pytorch_tanh, relu";
 
     fn from_name(name: &str) -> Option<Self> {
         Some(match name {
-            "gelu" => Activation::Gelu,
-            "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
-            "relu" => Activation::Relu,
+            "gelu" => FeedForwardActivation::Gelu,
+            "gelu_new" | "gelu_pytorch_tanh" => FeedForwardActivation::GeluTanh,
+            "relu" => FeedForwardActivation::Relu,
             _ => return None,
         })
     }
@@ -52,9 +53,9 @@ impl Activation {
     /// Applies the activation element-wise.
     pub fn apply<B: Backend, const D: usize>(self, x: Tensor<B, D>) -> Tensor<B, D> {
         match self {
-            Activation::Gelu => gelu(x),
-            Activation::GeluTanh => gelu_approximate(x),
-            Activation::Relu => relu(x),
+            FeedForwardActivation::Gelu => gelu(x),
+            FeedForwardActivation::GeluTanh => gelu_approximate(x),
+            FeedForwardActivation::Relu => relu(x),
         }
     }
 }
@@ -100,7 +101,7 @@ pub struct EncoderConfig {
     pub num_hidden_layers: usize,
     pub num_attention_heads: usize,
     pub intermediate_size: usize,
-    pub hidden_act: Activation,
+    pub hidden_act: FeedForwardActivation,
     pub layer_norm_eps: f64,
     pub max_position_embeddings: usize,
     pub type_vocab_size: usize,
@@ -178,11 +179,11 @@ impl EncoderConfig {
             )));
         }
         let raw: RawEncoderConfig = hf.parse()?;
-        let hidden_act = Activation::from_name(&raw.hidden_act).ok_or_else(|| {
+        let hidden_act = FeedForwardActivation::from_name(&raw.hidden_act).ok_or_else(|| {
             bad(format!(
                 "unsupported hidden_act `{}` (supported: {})",
                 raw.hidden_act,
-                Activation::SUPPORTED
+                FeedForwardActivation::SUPPORTED
             ))
         })?;
         if let Some(kind) = raw.position_embedding_type.as_deref()

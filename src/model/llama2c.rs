@@ -31,84 +31,24 @@ pub fn load_as<B: Backend>(
 ) -> Result<Decoder<B>> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let bad = |message: String| Error::BadFile {
         path: path.to_path_buf(),
         message,
     };
-    if bytes.len() < 28 {
-        return Err(bad("shorter than the 28-byte llama2.c header".into()));
-    }
-    let header: Vec<i32> = bytes[..28]
-        .chunks_exact(4)
-        .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    let [dim, hidden, layers, heads, kv_heads, vocab, seq_len] = header[..] else {
-        unreachable!("seven header fields")
-    };
-    let shared = vocab > 0;
-    let as_size = |v: i32, what: &str| -> Result<usize> {
-        usize::try_from(v.unsigned_abs())
-            .ok()
-            .filter(|&n| n > 0)
-            .ok_or_else(|| bad(format!("header field {what} = {v} is not a positive size")))
-    };
-    let (dim, hidden, layers, heads, kv_heads, vocab, seq_len) = (
-        as_size(dim, "dim")?,
-        as_size(hidden, "hidden_dim")?,
-        as_size(layers, "n_layers")?,
-        as_size(heads, "n_heads")?,
-        as_size(kv_heads, "n_kv_heads")?,
-        as_size(vocab, "vocab_size")?,
-        as_size(seq_len, "seq_len")?,
-    );
-    if dim % heads != 0 || heads % kv_heads != 0 || (dim / heads) % 2 != 0 {
-        return Err(bad(format!(
-            "inconsistent heads: dim {dim}, n_heads {heads}, n_kv_heads {kv_heads}"
-        )));
-    }
+    let Header {
+        dim,
+        hidden,
+        layers,
+        heads,
+        kv_heads,
+        vocab,
+        seq_len,
+        shared,
+    } = Header::parse(&bytes, bytes.len(), path)?;
     let head_dim = dim / heads;
     let kv_dim = kv_heads * head_dim;
-
-    // Every size the header implies, checked before any is used: a crafted header can make
-    // `layers·dim·dim` overflow, or ask for more floats than the file holds.
-    let float_count = (|| {
-        let per_layer = [
-            dim,                                      // rms_att
-            dim.checked_mul(dim)?,                    // wq
-            kv_dim.checked_mul(dim)?.checked_mul(2)?, // wk, wv
-            dim.checked_mul(dim)?,                    // wo
-            dim,                                      // rms_ffn
-            hidden.checked_mul(dim)?.checked_mul(3)?, // w1, w2, w3
-        ];
-        let layer = per_layer
-            .iter()
-            .try_fold(0usize, |a, &n| a.checked_add(n))?;
-        let embeddings = vocab
-            .checked_mul(dim)?
-            .checked_mul(if shared { 1 } else { 2 })?;
-        layers
-            .checked_mul(layer)?
-            .checked_add(embeddings)?
-            .checked_add(dim)? // rms_final
-            .checked_add(seq_len.checked_mul(head_dim)?) // freq_cis
-    })();
-    let available = (bytes.len() - 28) / 4;
-    match float_count {
-        None => {
-            return Err(bad(format!(
-                "header sizes overflow (dim {dim}, hidden_dim {hidden}, n_layers {layers}, \
-                 vocab_size {vocab}, seq_len {seq_len}): is the header corrupt?"
-            )));
-        }
-        Some(n) if n > available => {
-            return Err(bad(format!(
-                "truncated: the header describes {n} floats, the file holds {available}"
-            )));
-        }
-        Some(_) => {}
-    }
 
     let floats: Vec<f32> = bytes[28..]
         .chunks_exact(4)
@@ -211,6 +151,127 @@ pub fn load_as<B: Backend>(
     let config = DecoderConfig::llama(vocab, dim, hidden, layers, heads, kv_heads, seq_len, shared);
     let ckpt = Checkpoint::from_bytes(path, serialize(path, tensors, None)?)?.with_dtype(dtype);
     Decoder::from_checkpoint(config, &ckpt, device)
+}
+
+/// The seven header fields, checked against each other and against the file's length.
+struct Header {
+    dim: usize,
+    hidden: usize,
+    layers: usize,
+    heads: usize,
+    kv_heads: usize,
+    vocab: usize,
+    seq_len: usize,
+    /// The classifier is the token embedding (a positive vocab_size in the file).
+    shared: bool,
+}
+
+impl Header {
+    /// Parses the header at the start of `bytes` (at least its 28 bytes) of a `file_len`-byte
+    /// file; errors name `path`.
+    fn parse(bytes: &[u8], file_len: usize, path: &Path) -> Result<Self> {
+        let bad = |message: String| Error::BadFile {
+            path: path.to_path_buf(),
+            message,
+        };
+        if bytes.len() < 28 {
+            return Err(bad("shorter than the 28-byte llama2.c header".into()));
+        }
+        let header: Vec<i32> = bytes[..28]
+            .chunks_exact(4)
+            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let [dim, hidden, layers, heads, kv_heads, vocab, seq_len] = header[..] else {
+            unreachable!("seven header fields")
+        };
+        let shared = vocab > 0;
+        let as_size = |v: i32, what: &str| -> Result<usize> {
+            usize::try_from(v.unsigned_abs())
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| bad(format!("header field {what} = {v} is not a positive size")))
+        };
+        let (dim, hidden, layers, heads, kv_heads, vocab, seq_len) = (
+            as_size(dim, "dim")?,
+            as_size(hidden, "hidden_dim")?,
+            as_size(layers, "n_layers")?,
+            as_size(heads, "n_heads")?,
+            as_size(kv_heads, "n_kv_heads")?,
+            as_size(vocab, "vocab_size")?,
+            as_size(seq_len, "seq_len")?,
+        );
+        if dim % heads != 0 || heads % kv_heads != 0 || (dim / heads) % 2 != 0 {
+            return Err(bad(format!(
+                "inconsistent heads: dim {dim}, n_heads {heads}, n_kv_heads {kv_heads}"
+            )));
+        }
+        let head_dim = dim / heads;
+        let kv_dim = kv_heads * head_dim;
+
+        // Every size the header implies, checked before any is used: a crafted header can make
+        // `layers·dim·dim` overflow, or ask for more floats than the file holds.
+        let float_count = (|| {
+            let per_layer = [
+                dim,                                      // rms_att
+                dim.checked_mul(dim)?,                    // wq
+                kv_dim.checked_mul(dim)?.checked_mul(2)?, // wk, wv
+                dim.checked_mul(dim)?,                    // wo
+                dim,                                      // rms_ffn
+                hidden.checked_mul(dim)?.checked_mul(3)?, // w1, w2, w3
+            ];
+            let layer = per_layer
+                .iter()
+                .try_fold(0usize, |a, &n| a.checked_add(n))?;
+            let embeddings = vocab
+                .checked_mul(dim)?
+                .checked_mul(if shared { 1 } else { 2 })?;
+            layers
+                .checked_mul(layer)?
+                .checked_add(embeddings)?
+                .checked_add(dim)? // rms_final
+                .checked_add(seq_len.checked_mul(head_dim)?) // freq_cis
+        })();
+        let available = (file_len - 28) / 4;
+        match float_count {
+            None => {
+                return Err(bad(format!(
+                    "header sizes overflow (dim {dim}, hidden_dim {hidden}, n_layers {layers}, \
+                     vocab_size {vocab}, seq_len {seq_len}): is the header corrupt?"
+                )));
+            }
+            Some(n) if n > available => {
+                return Err(bad(format!(
+                    "truncated: the header describes {n} floats, the file holds {available}"
+                )));
+            }
+            Some(_) => {}
+        }
+        Ok(Self {
+            dim,
+            hidden,
+            layers,
+            heads,
+            kv_heads,
+            vocab,
+            seq_len,
+            shared,
+        })
+    }
+}
+
+/// Whether `path` is a llama2.c checkpoint: a header whose sizes are consistent and fit in the
+/// file (a llama2.c tokenizer `.bin`, such as `tok512.bin`, is not).
+pub fn is_checkpoint(path: &Path) -> bool {
+    use std::io::Read;
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let Ok(len) = file.metadata().map(|m| m.len()) else {
+        return false;
+    };
+    let mut header = [0u8; 28];
+    file.read_exact(&mut header).is_ok()
+        && usize::try_from(len).is_ok_and(|len| Header::parse(&header, len, path).is_ok())
 }
 
 /// Rows of a q/k weight from adjacent-pair to rotate-half order, per head:

@@ -18,6 +18,7 @@ pub mod norm;
 pub mod precision;
 pub mod rope;
 pub mod skeleton;
+pub mod source;
 pub mod tokenizer;
 
 pub use config::{HfConfig, ModelType};

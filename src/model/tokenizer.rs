@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::chat_template::ChatTemplate;
+use super::source::ModelSource;
 use crate::{Error, Result};
 
 /// Each token's byte range `(start, end)` in the encoded text.
@@ -74,6 +75,27 @@ impl SpecialToken {
 }
 
 impl TextTokenizer {
+    /// The tokenizer of the model at `model`: `explicit` when given (a folder or a
+    /// `tokenizer.json`), else the HF folder's own; for a llama2.c checkpoint (a `.bin`, or a
+    /// folder holding one) the folder the `.bin` sits in when it has a `tokenizer.json`, else
+    /// its `hf/` subfolder.
+    pub fn for_model(model: &Path, explicit: Option<&Path>) -> Result<Self> {
+        if let Some(path) = explicit {
+            return Self::load(path);
+        }
+        match ModelSource::resolve(model)? {
+            ModelSource::Hf { dir, .. } => Self::load(&dir),
+            ModelSource::Llama2c(file) => {
+                let dir = file.parent().unwrap_or(Path::new("."));
+                if dir.join("tokenizer.json").is_file() {
+                    Self::load(dir)
+                } else {
+                    Self::load(&dir.join("hf"))
+                }
+            }
+        }
+    }
+
     /// Loads `tokenizer.json` (and `tokenizer_config.json` when present) from a model folder,
     /// or a `tokenizer.json` path directly.
     pub fn load(path: &Path) -> Result<Self> {
@@ -99,7 +121,7 @@ impl TextTokenizer {
         let config: TokenizerConfig = if config_path.is_file() {
             let text = std::fs::read_to_string(&config_path).map_err(|source| Error::Io {
                 path: config_path.clone(),
-                source,
+                cause: source,
             })?;
             serde_json::from_str(&text).map_err(|e| Error::BadFile {
                 path: config_path.clone(),
@@ -124,7 +146,7 @@ impl TextTokenizer {
         let chat_templates = if jinja.is_file() {
             let source = std::fs::read_to_string(&jinja).map_err(|source| Error::Io {
                 path: jinja.clone(),
-                source,
+                cause: source,
             })?;
             vec![ChatTemplateSource {
                 name: None,
@@ -244,6 +266,18 @@ impl TextTokenizer {
                 message: format!("cannot encode text: {e}"),
             })?;
         Ok(encoding.get_ids().to_vec())
+    }
+
+    /// `text` with the tokenizer's special tokens, starting with BOS whenever the tokenizer has
+    /// one: a tokenizer.json whose template adds no BOS still gets the BOS METHODS.md asks for.
+    pub fn encode_with_bos(&self, text: &str) -> Result<Vec<u32>> {
+        let mut ids = self.encode(text, true)?;
+        if let Some(bos) = self.bos_token_id
+            && ids.first() != Some(&bos)
+        {
+            ids.insert(0, bos);
+        }
+        Ok(ids)
     }
 
     /// Text of `ids`, special tokens skipped.

@@ -11,7 +11,7 @@ use burn::tensor::{ElementConversion, Tensor};
 use super::dashboard::Dashboard;
 use super::recipe::Recipe;
 use super::run_folder::RunFolder;
-use super::setup::{attach_adapters, check_vocabulary, pad_token_id, tokenizer_for};
+use super::setup::{attach_adapters, check_vocabulary, pad_token_id};
 use super::summary::TrainSummary;
 use super::task::{MicroBatchGradients, Objective, Task};
 use super::training_loop::{TrainOptions, Trainee, run_task};
@@ -182,7 +182,7 @@ pub fn train_causal_lm<B: AutodiffBackend>(
         )
     })?;
     let recomputed_layers = recipe.recomputed_layers(model.layers.len())?;
-    let tokenizer = tokenizer_for(&recipe.model.path, recipe.model.tokenizer.as_deref())?;
+    let tokenizer = TextTokenizer::for_model(&recipe.model.path, recipe.model.tokenizer.as_deref())?;
     let pad = pad_token_id(model.config.pad_token_id, &tokenizer);
 
     // Data.

@@ -9,7 +9,7 @@
 //! `modules_to_save` names part of it (e.g. `classifier.out_proj`, as LoTR's reference trains).
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::recipe::Recipe;
 use crate::adapter::accounting::group_digits;
@@ -376,22 +376,9 @@ pub(crate) fn data_present(path: &Path) -> bool {
     path.exists()
 }
 
-/// The recipe's tokenizer, when its files are present.
+/// The recipe's tokenizer (the one training loads), when its files are present.
 fn find_tokenizer(recipe: &Recipe) -> Option<TextTokenizer> {
-    let path: PathBuf = recipe
-        .model
-        .tokenizer
-        .clone()
-        .unwrap_or_else(|| recipe.model.path.clone());
-    let file = if path.is_dir() {
-        path.join("tokenizer.json")
-    } else {
-        path.clone()
-    };
-    if !file.is_file() {
-        return None;
-    }
-    TextTokenizer::load(&path).ok()
+    TextTokenizer::for_model(&recipe.model.path, recipe.model.tokenizer.as_deref()).ok()
 }
 
 impl fmt::Display for CheckReport {

@@ -14,7 +14,7 @@ use burn::tensor::{ElementConversion, Tensor};
 use super::dashboard::Dashboard;
 use super::recipe::Recipe;
 use super::run_folder::RunFolder;
-use super::setup::{attach_adapters, check_vocabulary, pad_token_id, tokenizer_for};
+use super::setup::{attach_adapters, check_vocabulary, pad_token_id};
 use super::summary::TrainSummary;
 use super::task::{MicroBatchGradients, Objective, Task};
 use super::training_loop::{TrainOptions, Trainee, run_task};
@@ -23,11 +23,13 @@ use crate::data::{
     ClassificationBatch, ClassificationBatcher, ClassificationExample, ClassificationTargets,
     GlueTask, HeldOut, PairEncoder, load_glue_with, seeded_subset, split_held_out,
 };
+use crate::model::PeftModel;
 use crate::model::any::load_model_as;
 use crate::model::decoder::Decoder;
 use crate::model::encoder::{EncoderClassifier, HeadInit};
 use crate::model::inject::saved_linears;
-use crate::model::{HfConfig, PeftModel};
+use crate::model::source::ModelSource;
+use crate::model::tokenizer::TextTokenizer;
 use crate::{Error, Result};
 
 /// A model with a sequence-classification head.
@@ -104,7 +106,7 @@ pub fn train_classifier<B: AutodiffBackend>(
     let labels = task.num_labels();
     let path = &recipe.model.path;
     let seed = recipe.run.seed;
-    if path.is_dir() && !HfConfig::read(path)?.model_type.is_decoder() {
+    if ModelSource::resolve(path)?.is_encoder() {
         let head = HeadInit::IfMissing {
             num_labels: labels,
             seed,
@@ -341,7 +343,8 @@ where
 {
     // Data.
     let d = &recipe.data;
-    let tokenizer = tokenizer_for(&recipe.model.path, recipe.model.tokenizer.as_deref())?;
+    let tokenizer =
+        TextTokenizer::for_model(&recipe.model.path, recipe.model.tokenizer.as_deref())?;
     let mut rows = load_glue_with(task, &d.train, &d.columns)?;
     if d.first_rows > 0 {
         rows.truncate(d.first_rows);

@@ -78,7 +78,7 @@ pub fn check_resume(recipe: &Recipe, out: &Path) -> Result<()> {
 fn resolved(config: &AdapterConfig) -> AdapterConfig {
     let mut config = config.clone();
     config.alpha = Some(config.alpha());
-    config.init = config.init();
+    config.init = config.resolved_init();
     config
 }
 

@@ -23,7 +23,7 @@ use burn::tensor::{Tensor, backend::Backend};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::DeviceMemoryReader;
-use crate::io::adapter::InitialAdapters;
+use crate::persist::adapter::InitialAdapters;
 
 /// Peak memory of a run and its parts (bytes).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

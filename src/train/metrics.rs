@@ -49,7 +49,7 @@ impl MetricsLog {
     pub fn open(path: &Path, keep_until_step: Option<usize>) -> Result<Self> {
         let io = |source| Error::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         };
         match keep_until_step {
             Some(step) if path.is_file() => {
@@ -78,7 +78,7 @@ impl MetricsLog {
     pub fn append(&self, metrics: &StepMetrics) -> Result<()> {
         let io = |source| Error::Io {
             path: self.path.clone(),
-            source,
+            cause: source,
         };
         let mut file = std::fs::OpenOptions::new()
             .append(true)
@@ -92,7 +92,7 @@ impl MetricsLog {
     pub fn read(path: &Path) -> Result<Vec<StepMetrics>> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         })?;
         text.lines()
             .enumerate()

@@ -42,7 +42,6 @@ pub mod training_loop;
 
 pub use clip::clip_global_norm;
 pub use run::{train, train_decoder};
-pub use setup::tokenizer_for;
 pub use step::{PeftStep, PendingReport, StepReport};
 pub use summary::TrainSummary;
 pub use training_loop::TrainOptions;

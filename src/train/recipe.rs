@@ -214,7 +214,7 @@ impl Recipe {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
                     path: path.to_path_buf(),
-                    source,
+                    cause: source,
                 })?;
                 Self::parse(&text, path, overrides)
             }

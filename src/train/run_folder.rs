@@ -93,7 +93,7 @@ impl RunFolder {
         }
         std::fs::create_dir_all(&folder.dir).map_err(|source| Error::Io {
             path: folder.dir.clone(),
-            source,
+            cause: source,
         })?;
         Ok(folder)
     }
@@ -147,7 +147,7 @@ impl RunFolder {
         }
         let io = |source| Error::Io {
             path: root.clone(),
-            source,
+            cause: source,
         };
         let mut found = Vec::new();
         for entry in std::fs::read_dir(&root).map_err(io)? {
@@ -158,7 +158,7 @@ impl RunFolder {
             }
             let text = std::fs::read_to_string(&state).map_err(|source| Error::Io {
                 path: state.clone(),
-                source,
+                cause: source,
             })?;
             let parsed: CheckpointState =
                 serde_json::from_str(&text).map_err(|e| Error::BadFile {
@@ -192,7 +192,7 @@ impl RunFolder {
         let tmp = root.join(format!(".step-{step:06}.tmp"));
         let io = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| Error::Io { path, source }
+            move |source| Error::Io { path, cause: source }
         };
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
@@ -231,7 +231,7 @@ impl RunFolder {
         let path = checkpoint.optimizer();
         let bytes = std::fs::read(&path).map_err(|source| Error::Io {
             path: path.clone(),
-            source,
+            cause: source,
         })?;
         let record = BinBytesRecorder::<FullPrecisionSettings>::default()
             .load(bytes, device)

@@ -1,4 +1,4 @@
-//! What every task does before its first step: the tokenizer of the model, the pad id, adapters
+//! What every task does before its first step: the pad id, adapters
 //! injected from `[adapter]` or loaded from `model.init_adapter` (whose identity is checked
 //! first), and the checks that turn input the model cannot take into errors.
 
@@ -8,27 +8,10 @@ use burn::tensor::backend::AutodiffBackend;
 
 use super::identity::check_init_adapter;
 use crate::adapter::AdapterConfig;
-use crate::io::adapter::{InitialAdapters, SavedAdapterConfig, load_adapter};
 use crate::model::tokenizer::TextTokenizer;
 use crate::model::{PeftLinear, PeftModel, inject_adapters};
+use crate::persist::adapter::{InitialAdapters, SavedAdapterConfig, load_adapter};
 use crate::{Error, Result};
-
-/// The tokenizer of a model path (HF folder, or `hf/` next to a llama2.c `.bin`).
-pub fn tokenizer_for(model: &Path, explicit: Option<&Path>) -> Result<TextTokenizer> {
-    let path = match explicit {
-        Some(p) => p.to_path_buf(),
-        None if model.is_dir() => model.to_path_buf(),
-        None => {
-            let dir = model.parent().unwrap_or(Path::new("."));
-            if dir.join("tokenizer.json").is_file() {
-                dir.to_path_buf()
-            } else {
-                dir.join("hf")
-            }
-        }
-    };
-    TextTokenizer::load(&path)
-}
 
 /// The id batches are padded with, for every task: the model's own `pad_token_id`, else the
 /// tokenizer's pad token, else its end-of-sequence token, else 0. (Padded positions are masked

@@ -147,7 +147,7 @@ pub fn load_trainable<B: Backend, M: Module<B>>(model: M, path: &Path) -> Result
 fn read_ids(path: &Path) -> Result<HashMap<String, String>> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let (_, metadata) =
         safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| Error::BadFile {

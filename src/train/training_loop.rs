@@ -28,7 +28,7 @@ use super::summary::TrainSummary;
 use super::task::{Objective, Task};
 use crate::Result;
 use crate::adapter::{AdapterConfig, ParamReport};
-use crate::io::adapter::{InitialAdapters, save_adapter};
+use crate::persist::adapter::{InitialAdapters, save_adapter};
 use crate::model::PeftModel;
 
 /// How a run is driven (beyond its recipe).

@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use burn_peft::io::checkpoint::{Checkpoint, OutTensor, write_safetensors};
-use burn_peft::io::peft::load_peft_lora;
 use burn_peft::model::decoder::Decoder;
+use burn_peft::persist::peft::load_peft_lora;
 
 use super::common::*;
 
@@ -97,6 +97,27 @@ fn bad_model_folders_name_the_problem() {
     std::fs::remove_file(dir.join("model.safetensors")).unwrap();
     let err = load_error(&dir);
     assert!(err.contains("model.safetensors"), "{err}");
+}
+
+#[test]
+fn io_errors_carry_the_os_message_once_through_a_context_chain() {
+    let dir = copy_fixture("io-once");
+    std::fs::remove_file(dir.join("config.json")).unwrap();
+    let err = match Decoder::<B>::load(&dir, &device()) {
+        Ok(_) => panic!("{} loaded", dir.display()),
+        Err(e) => e,
+    };
+    assert!(std::error::Error::source(&err).is_none());
+    let shown = err.to_string();
+    // What `main` prints: the context chain with `{:#}`.
+    let chain = format!("{:#}", anyhow::Error::new(err).context("loading"));
+    assert_eq!(chain, format!("loading: {shown}"));
+    assert_eq!(chain.matches("(os error").count(), 1, "{chain}");
+    assert!(
+        chain.contains(&dir.join("config.json").display().to_string()),
+        "{chain}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A llama2.c `.bin`: the seven-int header and `floats` zeros.

@@ -2,9 +2,9 @@
 //! both CPU backends (and the device backends, in `tests/gpu.rs`).
 
 use burn::tensor::backend::Backend;
-use burn_peft::io::peft::load_peft_lora;
 use burn_peft::model::decoder::Decoder;
 use burn_peft::model::{PeftModel, merge_adapters};
+use burn_peft::persist::peft::load_peft_lora;
 
 use super::common::*;
 

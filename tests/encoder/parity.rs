@@ -5,9 +5,10 @@
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use burn_peft::adapter::{AdapterConfig, Method, Targets};
-use burn_peft::model::any::{AnyModel, load_with_adapter};
+use burn_peft::model::any::AnyModel;
 use burn_peft::model::encoder::ProblemType;
 use burn_peft::model::{inject_adapters, merge_adapters};
+use burn_peft::persist::load_with_adapter;
 
 use super::common::*;
 

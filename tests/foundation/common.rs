@@ -91,7 +91,12 @@ pub fn all_configs(rank: usize) -> Vec<AdapterConfig> {
 }
 
 pub fn describe(cfg: &AdapterConfig) -> String {
-    format!("{} init={:?} svd={:?}", cfg.method, cfg.init(), cfg.svd)
+    format!(
+        "{} init={:?} svd={:?}",
+        cfg.method,
+        cfg.resolved_init(),
+        cfg.svd
+    )
 }
 
 /// `max |a − b| / max |b|`.

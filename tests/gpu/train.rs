@@ -6,11 +6,11 @@
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 use burn_peft::backend::{Cpu, Train};
-use burn_peft::io::export::export_peft_lora;
-use burn_peft::io::peft::load_peft_lora;
 use burn_peft::model::any::{AnyModel, load_model};
 use burn_peft::model::decoder::Decoder;
 use burn_peft::model::merge_adapters;
+use burn_peft::persist::export::export_peft_lora;
+use burn_peft::persist::peft::load_peft_lora;
 use burn_peft::train::metrics::MetricsLog;
 use burn_peft::train::{TrainOptions, train, train_decoder};
 

@@ -5,9 +5,9 @@
 
 use burn::tensor::DType;
 use burn_peft::backend::{Cpu, Train};
-use burn_peft::io::adapter::InitialAdapters;
 use burn_peft::model::decoder::Decoder;
 use burn_peft::model::{Precision, inject_adapters};
+use burn_peft::persist::adapter::InitialAdapters;
 use burn_peft::train::memory::{MemoryMonitor, MemorySource, ParamBytes, initial_bytes};
 use burn_peft::train::memory_plan::MemoryPlan;
 use burn_peft::train::recipe::Recipe;

@@ -99,7 +99,7 @@ fn every_method_trains_saves_reloads_and_merges() {
             ],
         );
         let (plain, _) = Decoder::<B>::load(&base, &device()).unwrap();
-        let peft = burn_peft::io::peft::load_peft_lora(plain, &exported).unwrap();
+        let peft = burn_peft::persist::peft::load_peft_lora(plain, &exported).unwrap();
         let err = max_abs_diff(peft.forward(ids.clone(), Some(mask.clone())), want);
         assert!(
             err < 1e-4,

@@ -63,8 +63,9 @@ const NAMESPACES: [(Protection, libc::c_int); 5] = [
     (Protection::IpcNamespace, libc::CLONE_NEWIPC),
 ];
 
-/// Everything the child needs, allocated before the clone.
-struct Plan {
+/// Everything the sandboxed child needs to set itself up and exec (arguments, environment, id
+/// maps, limits, Landlock and seccomp rules), allocated before the clone.
+struct ChildSetup {
     python: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
@@ -92,7 +93,7 @@ pub(super) fn run(
     args: &[&str],
     streams: &Streams,
 ) -> Result<(Outcome, Protections)> {
-    let mut plan = Plan::new(sandbox, dir, args)?;
+    let mut setup = ChildSetup::new(sandbox, dir, args)?;
     let started = Instant::now();
     let mut report_fds = [0 as libc::c_int; 2];
     // SAFETY: `report_fds` has room for the two descriptors.
@@ -107,7 +108,7 @@ pub(super) fn run(
         streams.verdict.as_raw_fd(),
     ];
 
-    let wanted = plan.namespace_flags();
+    let wanted = setup.namespace_flags();
     // SAFETY: a fork-like clone (no new stack: the child continues on a copy of this one); the
     // child runs only `child`, which makes async-signal-safe system calls and never returns.
     let pid = unsafe {
@@ -121,7 +122,7 @@ pub(super) fn run(
         }
         if pid == 0 {
             let flags = if clone_errno == 0 { wanted } else { 0 };
-            child(&mut plan, fds, report_write, flags, clone_errno);
+            child(&mut setup, fds, report_write, flags, clone_errno);
         }
         pid
     };
@@ -134,7 +135,7 @@ pub(super) fn run(
         return Err(io_error(&sandbox.python.display().to_string(), source));
     }
     let report = read_report(report_read);
-    let protections = decode(report.as_ref(), plan.landlock_abi);
+    let protections = decode(report.as_ref(), setup.landlock_abi);
     let kind = report.map_or(-1, |r| r[0]);
     if kind != REPORT_READY {
         reap(pid, None);
@@ -144,7 +145,7 @@ pub(super) fn run(
     Ok((outcome, protections))
 }
 
-impl Plan {
+impl ChildSetup {
     fn new(sandbox: &Sandbox, dir: &Path, args: &[&str]) -> Result<Self> {
         let limits = &sandbox.limits;
         let cstring = |s: &str| {
@@ -259,7 +260,7 @@ fn errno() -> i32 {
 /// Only in the child of `raw_clone`: async-signal-safe system calls on memory allocated before
 /// the clone.
 unsafe fn child(
-    plan: &mut Plan,
+    setup: &mut ChildSetup,
     fds: [libc::c_int; 4],
     report_fd: libc::c_int,
     namespaces: libc::c_int,
@@ -325,7 +326,7 @@ unsafe fn child(
 
         // 3. Namespaces.
         for (p, flag) in NAMESPACES {
-            let code = if plan.simulated == Some(p) {
+            let code = if setup.simulated == Some(p) {
                 WIRE_SIMULATED
             } else if namespaces & flag != 0 {
                 WIRE_APPLIED
@@ -340,8 +341,8 @@ unsafe fn child(
         let in_user_ns = namespaces & libc::CLONE_NEWUSER != 0;
         if in_user_ns {
             let mapped = write_file(c"/proc/self/setgroups", c"deny")
-                .and_then(|()| write_file(c"/proc/self/uid_map", &plan.uid_map))
-                .and_then(|()| write_file(c"/proc/self/gid_map", &plan.gid_map));
+                .and_then(|()| write_file(c"/proc/self/uid_map", &setup.uid_map))
+                .and_then(|()| write_file(c"/proc/self/gid_map", &setup.gid_map));
             if let Err(e) = mapped {
                 for (p, flag) in NAMESPACES {
                     if namespaces & flag != 0 {
@@ -369,10 +370,10 @@ unsafe fn child(
             ) != 0
                 || libc::mount(
                     c"tmpfs".as_ptr(),
-                    plan.workdir.as_ptr(),
+                    setup.workdir.as_ptr(),
                     c"tmpfs".as_ptr(),
                     libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                    plan.tmpfs_options.as_ptr().cast(),
+                    setup.tmpfs_options.as_ptr().cast(),
                 ) != 0
             {
                 errno()
@@ -402,13 +403,13 @@ unsafe fn child(
         }
 
         // 4. Its directory (the tmpfs, when mounted), limits, and the last two layers.
-        if libc::chdir(plan.workdir.as_ptr()) != 0 {
+        if libc::chdir(setup.workdir.as_ptr()) != 0 {
             fail(&mut report, STEP_DIRECTORY);
         }
-        let code = if plan.simulated == Some(Protection::ResourceLimits) {
+        let code = if setup.simulated == Some(Protection::ResourceLimits) {
             WIRE_SIMULATED
         } else {
-            set_limits(plan)
+            set_limits(setup)
         };
         set(&mut report, Protection::ResourceLimits, code);
 
@@ -430,7 +431,7 @@ unsafe fn child(
             fail(&mut report, STEP_HARNESS_GONE);
         }
 
-        let no_new_privs = if plan.simulated == Some(Protection::NoNewPrivileges) {
+        let no_new_privs = if setup.simulated == Some(Protection::NoNewPrivileges) {
             WIRE_SIMULATED
         } else if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 {
             WIRE_APPLIED
@@ -445,8 +446,8 @@ unsafe fn child(
             Protection::LandlockNetwork,
             Protection::LandlockScope,
         ];
-        match &plan.landlock {
-            _ if plan.simulated == Some(Protection::LandlockFilesystem) => {
+        match &setup.landlock {
+            _ if setup.simulated == Some(Protection::LandlockFilesystem) => {
                 for p in layers {
                     set(&mut report, p, WIRE_SIMULATED);
                 }
@@ -463,9 +464,9 @@ unsafe fn child(
             }
             Some(ruleset) => {
                 let network =
-                    ruleset.has_network() && plan.simulated != Some(Protection::LandlockNetwork);
+                    ruleset.has_network() && setup.simulated != Some(Protection::LandlockNetwork);
                 let scopes =
-                    ruleset.has_scopes() && plan.simulated != Some(Protection::LandlockScope);
+                    ruleset.has_scopes() && setup.simulated != Some(Protection::LandlockScope);
                 let code = match ruleset.restrict_self(private_proc, network, scopes) {
                     Ok(()) => WIRE_APPLIED,
                     Err(e) => e,
@@ -474,7 +475,7 @@ unsafe fn child(
                 let layer = |offered: bool, p: Protection| {
                     if !offered {
                         WIRE_NOT_OFFERED
-                    } else if plan.simulated == Some(p) {
+                    } else if setup.simulated == Some(p) {
                         WIRE_SIMULATED
                     } else {
                         code
@@ -487,12 +488,12 @@ unsafe fn child(
             }
         }
 
-        let filter = if plan.simulated == Some(Protection::SyscallFilter) {
+        let filter = if setup.simulated == Some(Protection::SyscallFilter) {
             WIRE_SIMULATED
         } else if no_new_privs != WIRE_APPLIED {
             needs(Protection::NoNewPrivileges)
         } else {
-            match &mut plan.seccomp {
+            match &mut setup.seccomp {
                 None => WIRE_NOT_OFFERED,
                 // Its own pid as it sees it: 1 in its PID namespace.
                 Some(filter) => {
@@ -507,21 +508,21 @@ unsafe fn child(
         set(&mut report, Protection::SyscallFilter, filter);
 
         // 5. Report; refuse or run.
-        if plan.strict && refuses(&report) {
+        if setup.strict && refuses(&report) {
             report[0] = REPORT_REFUSED;
             write_report(report_fd, &report);
             libc::_exit(125);
         }
         write_report(report_fd, &report);
         let mut argv = [std::ptr::null::<libc::c_char>(); MAX_STRINGS + 1];
-        for (slot, a) in argv.iter_mut().zip(&plan.argv) {
+        for (slot, a) in argv.iter_mut().zip(&setup.argv) {
             *slot = a.as_ptr();
         }
         let mut envp = [std::ptr::null::<libc::c_char>(); MAX_STRINGS + 1];
-        for (slot, e) in envp.iter_mut().zip(&plan.envp) {
+        for (slot, e) in envp.iter_mut().zip(&setup.envp) {
             *slot = e.as_ptr();
         }
-        libc::execve(plan.python.as_ptr(), argv.as_ptr(), envp.as_ptr());
+        libc::execve(setup.python.as_ptr(), argv.as_ptr(), envp.as_ptr());
         report[0] = REPORT_EXEC_FAILED;
         report[2] = errno();
         write_report(report_fd, &report);
@@ -554,12 +555,12 @@ fn refuses(report: &Report) -> bool {
 ///
 /// # Safety
 /// Async-signal-safe system calls only.
-unsafe fn set_limits(plan: &Plan) -> i32 {
+unsafe fn set_limits(setup: &ChildSetup) -> i32 {
     let limits = [
-        (libc::RLIMIT_CPU, plan.cpu_seconds),
-        (libc::RLIMIT_AS, plan.memory_bytes),
-        (libc::RLIMIT_FSIZE, plan.max_file_bytes),
-        (libc::RLIMIT_NOFILE, plan.max_open_files),
+        (libc::RLIMIT_CPU, setup.cpu_seconds),
+        (libc::RLIMIT_AS, setup.memory_bytes),
+        (libc::RLIMIT_FSIZE, setup.max_file_bytes),
+        (libc::RLIMIT_NOFILE, setup.max_open_files),
         (libc::RLIMIT_CORE, 0),
     ];
     for (resource, value) in limits {
@@ -686,7 +687,7 @@ fn setup_error(sandbox: &Sandbox, report: Option<Report>, protections: &Protecti
 fn io_error(path: &str, source: std::io::Error) -> Error {
     Error::Io {
         path: path.into(),
-        source,
+        cause: source,
     }
 }
 

@@ -27,7 +27,7 @@ pub(super) fn run(
     }
     let io = |source| Error::Io {
         path: sandbox.python.clone(),
-        source,
+        cause: source,
     };
     let clone = |f: &std::fs::File| f.try_clone().map(Stdio::from).map_err(io);
     let limits = [

@@ -82,7 +82,7 @@ impl<B: Backend, M: Module<B>> Peft<B, M> {
     }
 
     /// Unwraps the model (after training: save its adapters with
-    /// [`save_adapter`](crate::io::adapter::save_adapter), or merge them).
+    /// [`save_adapter`](crate::persist::adapter::save_adapter), or merge them).
     pub fn into_inner(self) -> M {
         self.model
     }

@@ -8,11 +8,12 @@ use burn::nn::DropoutConfig;
 use burn::tensor::backend::Backend;
 use serde::Deserialize;
 
-use super::checkpoint::Checkpoint;
 use super::modules_to_save::restore_modules;
 use crate::adapter::linear::param;
 use crate::adapter::low_rank::LowRank;
 use crate::adapter::{AdaptedLinear, Adapter};
+use crate::io::checkpoint::{Checkpoint, OutTensor, write_safetensors};
+use crate::io::{ensure_finite, read_json, write_atomic};
 use crate::linalg::layout::hf_to_burn;
 use crate::model::{PeftLinear, PeftModel};
 use crate::{Error, Result};
@@ -24,17 +25,17 @@ const PREFIX: &str = "base_model.model.";
 /// Writes an adapter folder: `adapter_model.safetensors` and `adapter_config.json` (atomically).
 pub fn write_adapter_folder<C: serde::Serialize>(
     dir: &Path,
-    tensors: Vec<super::checkpoint::OutTensor>,
+    tensors: Vec<OutTensor>,
     config: &C,
 ) -> Result<()> {
-    super::ensure_finite(&dir.join(WEIGHTS_FILE), &tensors)?;
+    ensure_finite(&dir.join(WEIGHTS_FILE), &tensors)?;
     std::fs::create_dir_all(dir).map_err(|source| Error::Io {
         path: dir.to_path_buf(),
-        source,
+        cause: source,
     })?;
-    super::checkpoint::write_safetensors(&dir.join(WEIGHTS_FILE), tensors, None)?;
+    write_safetensors(&dir.join(WEIGHTS_FILE), tensors, None)?;
     let json = serde_json::to_string_pretty(config).expect("adapter configs serialise");
-    super::write_atomic(&dir.join(CONFIG_FILE), json.as_bytes())
+    write_atomic(&dir.join(CONFIG_FILE), json.as_bytes())
 }
 
 /// The fields of PEFT's `adapter_config.json` burn-peft reads.
@@ -60,7 +61,7 @@ pub struct PeftConfig {
 impl PeftConfig {
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(CONFIG_FILE);
-        let config: PeftConfig = super::read_json(&path)?;
+        let config: PeftConfig = read_json(&path)?;
         let unsupported = |field: &str, why: &str| {
             Err(Error::BadFile {
                 path: path.clone(),

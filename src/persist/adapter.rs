@@ -21,7 +21,6 @@ use burn::nn::DropoutConfig;
 use burn::tensor::{Tensor, backend::Backend};
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{Checkpoint, OutTensor};
 use super::modules_to_save::{module_tensors, restore_modules};
 use super::peft::{CONFIG_FILE, WEIGHTS_FILE};
 use crate::adapter::linear::{add_in_f32, param};
@@ -29,6 +28,8 @@ use crate::adapter::lotr::{LotrCore, LotrFactors};
 use crate::adapter::low_rank::LowRank;
 use crate::adapter::sorsa::Sorsa;
 use crate::adapter::{AdaptedLinear, Adapter, AdapterConfig, Init, Method, SharedFactors};
+use crate::io::checkpoint::{Checkpoint, OutTensor};
+use crate::io::read_json;
 use crate::linalg::layout::{burn_to_hf, hf_to_burn};
 use crate::linalg::tensor_to_vec;
 use crate::model::inject::{saved_linears, selects};
@@ -93,7 +94,7 @@ impl<B: Backend> InitialAdapters<B> {
 fn peft_type(method: Method, config: &AdapterConfig) -> &'static str {
     match method {
         Method::Lora => "LORA",
-        Method::LoraFa if config.init() != Some(Init::SvdSplit) => "LORA",
+        Method::LoraFa if config.resolved_init() != Some(Init::SvdSplit) => "LORA",
         Method::LoraFa | Method::Pissa => "PISSA",
         Method::Sorsa => "SORSA",
         Method::Lotr => "LOTR",
@@ -104,8 +105,8 @@ fn peft_type(method: Method, config: &AdapterConfig) -> &'static str {
 fn splits(config: &AdapterConfig) -> bool {
     match config.method {
         Method::Pissa | Method::Sorsa => true,
-        Method::LoraFa => config.init() == Some(Init::SvdSplit),
-        Method::Lotr => config.init() == Some(Init::Svd),
+        Method::LoraFa => config.resolved_init() == Some(Init::SvdSplit),
+        Method::Lotr => config.resolved_init() == Some(Init::Svd),
         Method::Lora => false,
     }
 }
@@ -242,7 +243,7 @@ pub fn save_adapter<B: Backend, M: PeftModel<B>>(
 
 /// Whether `dir` holds an adapter written by burn-peft (else: a plain PEFT LoRA adapter).
 pub fn is_burn_peft_adapter(dir: &Path) -> Result<bool> {
-    let json: serde_json::Value = super::read_json(&dir.join(CONFIG_FILE))?;
+    let json: serde_json::Value = read_json(&dir.join(CONFIG_FILE))?;
     Ok(json.get("burn_peft").is_some())
 }
 
@@ -250,7 +251,7 @@ impl SavedAdapterConfig {
     /// Reads `dir/adapter_config.json` written by [`save_adapter`]; returns it with its path.
     pub fn read(dir: &Path) -> Result<(Self, std::path::PathBuf)> {
         let path = dir.join(CONFIG_FILE);
-        let config = super::read_json(&path).map_err(|e| match e {
+        let config = read_json(&path).map_err(|e| match e {
             Error::BadFile { path, message } => Error::BadFile {
                 path,
                 message: format!("not a burn-peft adapter config: {message}"),

@@ -12,9 +12,9 @@ use std::path::Path;
 use faer::Mat;
 
 use super::adapter::SavedAdapterConfig;
-use super::checkpoint::{Checkpoint, OutTensor};
 use super::peft::WEIGHTS_FILE;
 use crate::adapter::{Init, Method};
+use crate::io::checkpoint::{Checkpoint, OutTensor};
 use crate::model::inject::selects;
 use crate::{Error, Result};
 
@@ -79,8 +79,8 @@ pub fn export_peft_lora(adapter_dir: &Path, out: &Path) -> Result<()> {
     let ckpt = Checkpoint::open_files(&[adapter_dir.join(WEIGHTS_FILE)])?;
     let split = match cfg.method {
         Method::Pissa | Method::Sorsa => true,
-        Method::LoraFa => cfg.init() == Some(Init::SvdSplit),
-        Method::Lotr => cfg.init() == Some(Init::Svd),
+        Method::LoraFa => cfg.resolved_init() == Some(Init::SvdSplit),
+        Method::Lotr => cfg.resolved_init() == Some(Init::Svd),
         Method::Lora => false,
     };
     // Modules, from the names of their first factor.

@@ -6,8 +6,8 @@
 
 use burn::tensor::backend::Backend;
 
-use super::checkpoint::{Checkpoint, OutTensor};
 use crate::adapter::linear::param;
+use crate::io::checkpoint::{Checkpoint, OutTensor};
 use crate::linalg::layout::{burn_to_hf, hf_to_burn};
 use crate::linalg::tensor_to_vec;
 use crate::model::inject::saved_linears;
