@@ -43,7 +43,10 @@ pub enum Error {
     /// would print it twice (`…/config.json: No such file or directory (os error 2): No such
     /// file or directory (os error 2)`).
     #[error("{path}: {cause}")]
-    Io { path: PathBuf, cause: std::io::Error },
+    Io {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
 }
 
 /// Result alias used across the crate.

@@ -10,8 +10,9 @@
 //! - [`model`]: the adapter slot [`PeftLinear`](model::PeftLinear) and the [`PeftModel`](model::PeftModel)
 //!   trait, HF Llama-family decoders and BERT/RoBERTa encoders built on them, injection and
 //!   merging.
-//! - [`train`]: the step rule (global-norm clipping, regularizer), the CLI's trainer and the
-//!   burn-train building block ([`train::learner`]).
+//! - [`train`]: one training loop for every task (causal LM, classification), the step rule
+//!   (global-norm clipping, regularizer), the run folder, and the burn-train building block
+//!   ([`train::learner`]).
 //! - [`persist`]: adapters on disk in HF PEFT's folder layout, saved modules
 //!   (`modules_to_save`), export as a plain LoRA, and an adapter folder applied to a loaded model.
 //! - [`io`]: the layer below the models: safetensors checkpoints, config files, atomic writes.

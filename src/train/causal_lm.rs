@@ -182,7 +182,8 @@ pub fn train_causal_lm<B: AutodiffBackend>(
         )
     })?;
     let recomputed_layers = recipe.recomputed_layers(model.layers.len())?;
-    let tokenizer = TextTokenizer::for_model(&recipe.model.path, recipe.model.tokenizer.as_deref())?;
+    let tokenizer =
+        TextTokenizer::for_model(&recipe.model.path, recipe.model.tokenizer.as_deref())?;
     let pad = pad_token_id(model.config.pad_token_id, &tokenizer);
 
     // Data.

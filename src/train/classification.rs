@@ -106,6 +106,13 @@ pub fn train_classifier<B: AutodiffBackend>(
     let labels = task.num_labels();
     let path = &recipe.model.path;
     let seed = recipe.run.seed;
+    let setting = Setting {
+        task,
+        recipe,
+        run,
+        device,
+        options,
+    };
     if ModelSource::resolve(path)?.is_encoder() {
         let head = HeadInit::IfMissing {
             num_labels: labels,
@@ -125,16 +132,7 @@ pub fn train_classifier<B: AutodiffBackend>(
             ));
         }
         let new_modules = modules_of(&report.initialized);
-        return train_with_head::<B, _>(
-            model,
-            task,
-            recipe,
-            run,
-            device,
-            options,
-            new_modules,
-            dashboard,
-        );
+        return train_with_head(model, new_modules, &setting, dashboard);
     }
     let (model, report) = load_model_as::<B>(path, recipe.model.precision, device)?;
     report.warn();
@@ -146,32 +144,14 @@ pub fn train_classifier<B: AutodiffBackend>(
         )
     })?;
     if model.score.is_some() && model.config.num_labels == Some(labels) {
-        return train_with_head::<B, _>(
-            model,
-            task,
-            recipe,
-            run,
-            device,
-            options,
-            Vec::new(),
-            dashboard,
-        );
+        return train_with_head(model, Vec::new(), &setting, dashboard);
     }
     eprintln!(
         "notice: the checkpoint has no {labels}-label `score` head; score.weight was newly \
          initialised"
     );
     let model = model.with_score_head(labels, seed);
-    train_with_head::<B, _>(
-        model,
-        task,
-        recipe,
-        run,
-        device,
-        options,
-        vec!["score".into()],
-        dashboard,
-    )
+    train_with_head(model, vec!["score".into()], &setting, dashboard)
 }
 
 /// The modules of tensor names (`classifier.dense.weight` → `classifier.dense`), deduplicated.
@@ -324,23 +304,35 @@ where
     }
 }
 
+/// What a classification run is given, whatever its model type.
+struct Setting<'a, B: AutodiffBackend> {
+    task: GlueTask,
+    recipe: &'a Recipe,
+    run: &'a RunFolder,
+    device: &'a B::Device,
+    options: &'a TrainOptions,
+}
+
 /// Tokenizes the task's data, attaches the adapters (the head trained fully unless
-/// `modules_to_save` names a part of it) and runs the loop.
-#[allow(clippy::too_many_arguments)]
+/// `modules_to_save` names a part of it; `new_modules` are those the checkpoint lacked) and runs
+/// the loop.
 fn train_with_head<B: AutodiffBackend, M>(
     model: M,
-    task: GlueTask,
-    recipe: &Recipe,
-    run: &RunFolder,
-    device: &B::Device,
-    options: &TrainOptions,
     new_modules: Vec<String>,
+    setting: &Setting<'_, B>,
     dashboard: &mut Dashboard,
 ) -> Result<TrainSummary>
 where
     M: Classifier<B> + AutodiffModule<B>,
     M::InnerModule: Classifier<B::InnerBackend>,
 {
+    let Setting {
+        task,
+        recipe,
+        run,
+        device,
+        options,
+    } = *setting;
     // Data.
     let d = &recipe.data;
     let tokenizer =

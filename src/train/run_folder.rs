@@ -192,7 +192,10 @@ impl RunFolder {
         let tmp = root.join(format!(".step-{step:06}.tmp"));
         let io = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| Error::Io { path, cause: source }
+            move |source| Error::Io {
+                path,
+                cause: source,
+            }
         };
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;

@@ -28,8 +28,8 @@ use super::summary::TrainSummary;
 use super::task::{Objective, Task};
 use crate::Result;
 use crate::adapter::{AdapterConfig, ParamReport};
-use crate::persist::adapter::{InitialAdapters, save_adapter};
 use crate::model::PeftModel;
+use crate::persist::adapter::{InitialAdapters, save_adapter};
 
 /// How a run is driven (beyond its recipe).
 #[derive(Debug, Clone, Default)]
