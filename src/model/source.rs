@@ -79,14 +79,6 @@ impl ModelSource {
             ModelSource::Llama2c(_) => false,
         }
     }
-
-    /// The file or folder that holds the weights.
-    pub fn path(&self) -> &Path {
-        match self {
-            ModelSource::Hf { dir, .. } => dir,
-            ModelSource::Llama2c(file) => file,
-        }
-    }
 }
 
 /// The `.bin` files directly in `dir`, sorted by name.

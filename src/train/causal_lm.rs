@@ -122,17 +122,17 @@ impl<B: AutodiffBackend> Task<B> for CausalLm {
     fn evaluate(
         &self,
         model: &Decoder<B::InnerBackend>,
+        device: &B::Device,
         run: &RunFolder,
         summary: &mut TrainSummary,
         dashboard: &mut Dashboard,
     ) -> Result<()> {
-        let device = model.embed_tokens.weight.device();
         summary.eval_loss = held_out_loss(
             model,
             &self.held_out,
             self.batcher.pad_token_id,
             self.eval_batch_size,
-            &device,
+            device,
         );
         if let Some(eval) = summary.eval_loss {
             dashboard.say(format!(

@@ -5,7 +5,7 @@
 use std::marker::PhantomData;
 
 use burn::data::dataloader::batcher::Batcher;
-use burn::module::{AutodiffModule, Module};
+use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -279,17 +279,17 @@ where
     fn evaluate(
         &self,
         model: &M::InnerModule,
+        device: &B::Device,
         _run: &RunFolder,
         summary: &mut TrainSummary,
         dashboard: &mut Dashboard,
     ) -> Result<()> {
-        let device = model.devices().into_iter().next().unwrap_or_default();
         let (eval_loss, accuracy) = evaluate(
             model,
             &self.held_out,
             &self.batcher,
             self.eval_batch_size,
-            &device,
+            device,
         )?;
         summary.eval_loss = eval_loss;
         summary.eval_accuracy = accuracy;

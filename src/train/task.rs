@@ -60,11 +60,12 @@ pub trait Task<B: AutodiffBackend>: Objective<B> {
     fn batch(&self, indices: &[usize], device: &B::Device) -> Self::Batch;
 
     /// After the last step of a complete run, with the adapter saved: evaluates the trained
-    /// model (inference backend) on the held-out examples, writes the task's own outputs into
-    /// `run` and fills in `summary`.
+    /// model (inference backend, on `device`) on the held-out examples, writes the task's own
+    /// outputs into `run` and fills in `summary`.
     fn evaluate(
         &self,
         model: &<Self::Model as AutodiffModule<B>>::InnerModule,
+        device: &B::Device,
         run: &RunFolder,
         summary: &mut TrainSummary,
         dashboard: &mut Dashboard,

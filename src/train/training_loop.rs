@@ -26,10 +26,10 @@ use super::schedule::Schedule;
 use super::step::{PeftStep, PendingReport, StepReport};
 use super::summary::TrainSummary;
 use super::task::{Objective, Task};
-use crate::Result;
 use crate::adapter::{AdapterConfig, ParamReport};
 use crate::model::PeftModel;
 use crate::persist::adapter::{InitialAdapters, save_adapter};
+use crate::{Error, Result};
 
 /// How a run is driven (beyond its recipe).
 #[derive(Debug, Clone, Default)]
@@ -82,6 +82,13 @@ where
     T: Objective<B>,
     O: Optimizer<T::Model, B>,
 {
+    if micro_batches.len() == 0 {
+        return Err(Error::invalid(
+            "micro_batches",
+            0,
+            "an optimizer step needs at least one micro-batch",
+        ));
+    }
     let divisor = micro_batches.len() as f64;
     let mut accumulator = GradientsAccumulator::new();
     let mut loss: Option<Tensor<B::InnerBackend, 1>> = None;
@@ -271,7 +278,7 @@ where
     )?;
     // The inference model: no dropout, no graph.
     let inference = model.valid();
-    task.evaluate(&inference, run, &mut summary, dashboard)?;
+    task.evaluate(&inference, device, run, &mut summary, dashboard)?;
     run.write_summary(&summary)?;
     dashboard.say(format!(
         "wrote {} (adapter/, checkpoints/, metrics.jsonl, config.toml, summary.json{})",

@@ -96,6 +96,21 @@ pub const METHODS: [(&str, &[&str]); 6] = [
     ),
 ];
 
+/// `metrics.jsonl` of the run in `dir` holds steps 1 to `total`, each once (a resumed run
+/// drops the records past its checkpoint and redoes them).
+pub fn assert_each_step_logged_once(dir: &std::path::Path, total: usize) {
+    let steps: Vec<usize> = burn_peft::train::metrics::MetricsLog::read(&dir.join("metrics.jsonl"))
+        .unwrap()
+        .iter()
+        .map(|m| m.step)
+        .collect();
+    assert_eq!(
+        steps,
+        (1..=total).collect::<Vec<_>>(),
+        "metrics.jsonl has each step once"
+    );
+}
+
 /// The largest difference between the saved adapters of two runs, tensor by tensor (the
 /// first tensor over `tolerance` fails with its name).
 pub fn assert_same_adapters(a: &std::path::Path, b: &std::path::Path, tolerance: f32) {

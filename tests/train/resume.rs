@@ -50,16 +50,7 @@ fn resumed_run_matches_uninterrupted_run() {
     // uninterrupted runs differ in the last bits (measured: ~2e-6 after 8 steps). The resumed
     // run must agree to that level; what resume restores is checked bit for bit below.
     assert_same_adapters(&full.run.output_dir, &split.run.output_dir, 2e-5);
-    let steps: Vec<usize> = MetricsLog::read(&split.run.output_dir.join("metrics.jsonl"))
-        .unwrap()
-        .iter()
-        .map(|m| m.step)
-        .collect();
-    assert_eq!(
-        steps,
-        (1..=8).collect::<Vec<_>>(),
-        "metrics.jsonl has each step once"
-    );
+    assert_each_step_logged_once(&split.run.output_dir, 8);
     std::fs::remove_dir_all(&full.run.output_dir).unwrap();
     std::fs::remove_dir_all(&split.run.output_dir).unwrap();
 }
