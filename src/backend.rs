@@ -235,6 +235,75 @@ pub fn run_on<J: BackendJob>(kind: DeviceKind, job: J) -> Result<J::Output> {
     }
 }
 
+/// A job that runs on several devices of one backend at once (`run.devices`).
+pub trait DevicesJob {
+    type Output;
+    fn run<B: AutodiffBackend>(self, devices: Vec<B::Device>) -> Self::Output;
+}
+
+/// Runs `job` on the devices `kinds` name, which must all be of one backend (`cuda:0` and
+/// `cuda:1`; `cpu` twice puts two replicas on the one CPU device), each checked as [`run_on`]
+/// checks it.
+pub fn run_on_devices<J: DevicesJob>(kinds: &[DeviceKind], job: J) -> Result<J::Output> {
+    let Some(&first) = kinds.first() else {
+        return Err(Error::invalid("run.devices", "[]", "names no device"));
+    };
+    if let Some(other) = kinds
+        .iter()
+        .find(|k| std::mem::discriminant(*k) != std::mem::discriminant(&first))
+    {
+        return Err(Error::invalid(
+            "run.devices",
+            format!("{first}, {other}"),
+            "all devices must be of one backend (one process trains on one kind of device)",
+        ));
+    }
+    match first {
+        #[cfg(feature = "wgpu")]
+        DeviceKind::Wgpu(_) => {
+            let mut devices = Vec::new();
+            for &kind in kinds {
+                let DeviceKind::Wgpu(adapter) = kind else {
+                    unreachable!("checked above")
+                };
+                let (device, info) = wgpu_device(kind, adapter)?;
+                record(info);
+                devices.push(device);
+            }
+            Ok(job.run::<Train<Wgpu>>(devices))
+        }
+        #[cfg(feature = "cuda")]
+        DeviceKind::Cuda(_) => {
+            let mut devices = Vec::new();
+            for &kind in kinds {
+                let DeviceKind::Cuda(index) = kind else {
+                    unreachable!("checked above")
+                };
+                record(cuda_device(kind, index)?);
+                devices.push(burn::backend::cuda::CudaDevice::new(index));
+            }
+            Ok(job.run::<Train<Cuda>>(devices))
+        }
+        #[cfg(feature = "ndarray")]
+        DeviceKind::Ndarray => {
+            record(host_info(first, "burn-ndarray"));
+            Ok(job.run::<Train<Ndarray>>(vec![Default::default(); kinds.len()]))
+        }
+        DeviceKind::Cpu => {
+            record(host_info(first, "burn-flex"));
+            Ok(job.run::<Train<Cpu>>(vec![Default::default(); kinds.len()]))
+        }
+        #[allow(unreachable_patterns)]
+        other => Err(Error::DeviceUnavailable {
+            device: other.to_string(),
+            message: format!(
+                "this binary was built without the `{}` feature",
+                other.feature().unwrap_or("cpu")
+            ),
+        }),
+    }
+}
+
 fn record(info: DeviceInfo) {
     eprintln!("device: {info}");
     let _ = ACTIVE_DEVICE.set(info);
@@ -568,5 +637,27 @@ mod tests {
                 "{bad}: {e}"
             );
         }
+    }
+
+    struct Count;
+
+    impl DevicesJob for Count {
+        type Output = usize;
+        fn run<B: AutodiffBackend>(self, devices: Vec<B::Device>) -> usize {
+            devices.len()
+        }
+    }
+
+    #[test]
+    fn devices_of_one_backend_run_together_and_mixed_ones_are_refused() {
+        let two = run_on_devices(&[DeviceKind::Cpu, DeviceKind::Cpu], Count).unwrap();
+        assert_eq!(two, 2);
+        let err = run_on_devices(&[DeviceKind::Cpu, DeviceKind::Cuda(0)], Count)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`run.devices`") && err.contains("of one backend"),
+            "{err}"
+        );
     }
 }

@@ -47,6 +47,18 @@ pub enum Error {
         path: PathBuf,
         cause: std::io::Error,
     },
+    /// A peer of a data-parallel run was lost, stalled past the timeout or sent something
+    /// unexpected.
+    #[error("lost peer rank {rank} ({address}): {message}")]
+    Peer {
+        rank: usize,
+        address: String,
+        message: String,
+    },
+    /// A data-parallel group could not be formed: master unreachable, port in use, members that
+    /// disagree on what they run.
+    #[error("distributed run: {message}")]
+    Distributed { message: String },
 }
 
 /// Result alias used across the crate.

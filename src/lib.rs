@@ -105,6 +105,7 @@ pub mod adapter;
 pub mod analysis;
 pub mod backend;
 pub mod data;
+pub mod distributed;
 pub mod error;
 pub mod eval;
 pub mod io;

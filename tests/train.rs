@@ -6,6 +6,8 @@ mod common;
 
 #[path = "train/classification.rs"]
 mod classification;
+#[path = "train/distributed.rs"]
+mod distributed;
 #[path = "train/errors.rs"]
 mod errors;
 #[path = "train/hf_data.rs"]

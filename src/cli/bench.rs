@@ -75,6 +75,13 @@ pub struct TrainBenchArgs {
     /// on the CPU devices, the device memory Burn's allocator reserved on a GPU.
     #[arg(long, default_value = "cpu")]
     pub device: burn_peft::backend::DeviceKind,
+    /// Data-parallel on several devices of one backend in this process, one replica each
+    /// (`cuda:0,cuda:1`; `cpu,cpu`: two replicas on the CPU); replaces --device. --batch is the
+    /// global batch, split across all ranks.
+    #[arg(long, value_delimiter = ',')]
+    pub devices: Vec<burn_peft::backend::DeviceKind>,
+    #[command(flatten)]
+    pub launch: super::launch_args::LaunchArgs,
 }
 
 /// How the bench trades memory for recomputation.
@@ -159,13 +166,22 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                 }
             }
             let device = args.device;
+            let launch = args.launch.launch()?;
             if args.checkpointing == Checkpointing::Balanced {
-                if device != burn_peft::backend::DeviceKind::Cpu {
-                    anyhow::bail!("--checkpointing balanced is built for the cpu device only");
+                if device != burn_peft::backend::DeviceKind::Cpu
+                    || launch.is_distributed()
+                    || !args.devices.is_empty()
+                {
+                    anyhow::bail!(
+                        "--checkpointing balanced is built for one cpu device in one process only"
+                    );
                 }
-                burn_peft::backend::run_balanced(TrainBench(args))
+                burn_peft::backend::run_balanced(TrainBench(args, launch))
+            } else if !args.devices.is_empty() {
+                let devices = args.devices.clone();
+                burn_peft::backend::run_on_devices(&devices, TrainBench(args, launch))?
             } else {
-                burn_peft::backend::run_on(device, TrainBench(args))?
+                burn_peft::backend::run_on(device, TrainBench(args, launch))?
             }
         }
         BenchCommand::Generate(args) => {
@@ -365,19 +381,97 @@ impl burn_peft::backend::BackendJob for GenerateBench {
     }
 }
 
-struct TrainBench(TrainBenchArgs);
+struct TrainBench(TrainBenchArgs, burn_peft::distributed::Launch);
 
 impl burn_peft::backend::BackendJob for TrainBench {
     type Output = anyhow::Result<()>;
 
-    /// Builds a random-weight Llama in the requested precision, adapts every linear, and runs
-    /// one warm-up and `steps` timed optimizer steps, measuring each step's peak memory (RSS on
-    /// the CPU, the allocator's reserved memory on a GPU) and its parts as the trainer does
-    /// (the peak is reset after the model is built).
     fn run<B: burn::tensor::backend::AutodiffBackend>(
         self,
         device: B::Device,
     ) -> anyhow::Result<()> {
+        burn_peft::backend::DevicesJob::run::<B>(self, vec![device])
+    }
+}
+
+impl burn_peft::backend::DevicesJob for TrainBench {
+    type Output = anyhow::Result<()>;
+
+    /// One replica per device, each a rank of the world (`--nnodes` × devices), in threads;
+    /// the table is rank 0's.
+    fn run<B: burn::tensor::backend::AutodiffBackend>(
+        self,
+        devices: Vec<B::Device>,
+    ) -> anyhow::Result<()> {
+        use burn_peft::distributed::{Identity, join};
+        use burn_peft::train::data_parallel::DataParallel;
+
+        let TrainBench(args, launch) = self;
+        let count = devices.len();
+        if launch.place(0, count).world == 1 {
+            return train_bench_replica::<B>(&args, devices[0].clone(), DataParallel::single());
+        }
+        // Ranks must bench the same thing.
+        let identity = Identity {
+            version: env!("CARGO_PKG_VERSION").into(),
+            values: [(
+                "bench train".to_string(),
+                format!(
+                    "{} r{} hidden {} inter {:?} layers {} vocab {} seq {} batch {} steps {} {} \
+                     {:?} {:?}",
+                    args.method,
+                    args.rank,
+                    args.hidden,
+                    args.intermediate,
+                    args.layers,
+                    args.vocab,
+                    args.seq,
+                    args.batch,
+                    args.steps,
+                    args.precision,
+                    args.checkpointing,
+                    args.recomputed_layers
+                ),
+            )]
+            .into(),
+        };
+        let results: Vec<anyhow::Result<()>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = devices
+                .into_iter()
+                .enumerate()
+                .map(|(index, device)| {
+                    let (args, launch, identity) = (&args, &launch, &identity);
+                    std::thread::Builder::new()
+                        .stack_size(64 << 20)
+                        .spawn_scoped(scope, move || {
+                            let group = join(launch, launch.place(index, count), identity)?;
+                            train_bench_replica::<B>(args, device, DataParallel::new(group))
+                        })
+                        .expect("a thread starts")
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a replica's thread panicked")))
+                })
+                .collect()
+        });
+        results.into_iter().collect()
+    }
+}
+
+/// Builds a random-weight Llama in the requested precision, adapts every linear, and runs one
+/// warm-up and `steps` timed optimizer steps on this rank's share of the batch, measuring each
+/// step's peak memory (RSS on the CPU, the allocator's reserved memory on a GPU) and its parts
+/// as the trainer does (the peak is reset after the model is built). Rank 0 prints the table.
+fn train_bench_replica<B: burn::tensor::backend::AutodiffBackend>(
+    args: &TrainBenchArgs,
+    device: B::Device,
+    mut parallel: burn_peft::train::data_parallel::DataParallel,
+) -> anyhow::Result<()> {
+    {
         use burn::tensor::FloatDType;
         use burn_peft::adapter::{AdapterConfig, ParamReport, Targets};
         use burn_peft::data::TokenizedExample;
@@ -387,11 +481,12 @@ impl burn_peft::backend::BackendJob for TrainBench {
         use burn_peft::model::precision::dtype_name;
         use burn_peft::train::PeftStep;
         use burn_peft::train::causal_lm::CausalLm;
+        use burn_peft::train::data_parallel::MicroBatch;
         use burn_peft::train::memory::{MemoryMonitor, MemorySource, ParamBytes, rss};
         use burn_peft::train::task::Task;
-        use burn_peft::train::training_loop::optimizer_step;
+        use burn_peft::train::training_loop::parallel_optimizer_step;
 
-        let args = self.0;
+        let root = parallel.is_root();
         let heads = (args.hidden / 64).max(1);
         // The anchor's shape (`peft_train_bench.py`: 512 → 1376).
         let inter = args.intermediate.unwrap_or(args.hidden * 43 / 16);
@@ -415,19 +510,21 @@ impl burn_peft::backend::BackendJob for TrainBench {
             adapter.svd = SvdMode::Randomized;
             adapter.power_iterations = 1;
         }
-        let (mut model, _) = inject_adapters(model, &adapter)?;
-        println!(
-            "model: hidden {}, intermediate {inter}, layers {}, vocab {}; base {}; {} rank {}: {} \
+        let (model, _) = inject_adapters(model, &adapter)?;
+        if root {
+            println!(
+                "model: hidden {}, intermediate {inter}, layers {}, vocab {}; base {}; {} rank {}: {} \
              ({:.1} s to build)",
-            args.hidden,
-            args.layers,
-            args.vocab,
-            dtype_name(dtype),
-            args.method,
-            args.rank,
-            ParamReport::of(&model),
-            started.elapsed().as_secs_f64()
-        );
+                args.hidden,
+                args.layers,
+                args.vocab,
+                dtype_name(dtype),
+                args.method,
+                args.rank,
+                ParamReport::of(&model),
+                started.elapsed().as_secs_f64()
+            );
+        }
         let source = MemorySource::of(&device);
         let peak_of = match source {
             MemorySource::Device(_) => "device",
@@ -435,7 +532,9 @@ impl burn_peft::backend::BackendJob for TrainBench {
         };
         let mut memory = MemoryMonitor::new(ParamBytes::of(&model), 0, source);
         let step = PeftStep::new(&adapter, 1e-4, Some(1.0), 1);
-        let mut optimizer = burn::optim::AdamWConfig::new().init();
+        let optimizer = burn::optim::AdamWConfig::new().init();
+        // Every rank starts from rank 0's adapters.
+        let (mut model, mut optimizer, _) = parallel.share_state(model, optimizer, 0, &device)?;
         // The trainer's causal-LM task and optimizer step, on `batch` rows of `seq` tokens
         // (every token a target, no padding).
         let tokens = args.batch * args.seq;
@@ -451,15 +550,31 @@ impl burn_peft::backend::BackendJob for TrainBench {
             .then(|| args.recomputed_layers.unwrap_or(args.layers));
         let task = CausalLm::new(rows, 0, recomputed);
         let indices: Vec<usize> = (0..args.batch).collect();
+        // This rank's rows of the global batch (all of it alone).
+        let mine = parallel.shard(&indices).to_vec();
+        let share = mine.len() as f64 / indices.len() as f64;
         rss::reset_peak();
         let mut timed = 0.0;
+        let mut comm_at_warm = parallel.stats();
         for i in 0..=args.steps {
-            let batch = Task::<B>::batch(&task, &indices, &device);
+            let batch = (!mine.is_empty()).then(|| Task::<B>::batch(&task, &mine, &device));
             memory.start_step();
             let started = Instant::now();
-            let micro_batches = std::iter::once((batch, i as u64));
-            let (next, outcome) =
-                optimizer_step(&task, model, &mut optimizer, &step, micro_batches, 1e-4)?;
+            let micro_batches = std::iter::once(MicroBatch {
+                batch,
+                seed: i as u64,
+                share,
+            });
+            let (next, outcome) = parallel_optimizer_step(
+                &task,
+                model,
+                &mut optimizer,
+                &step,
+                micro_batches,
+                1e-4,
+                &mut parallel,
+                false,
+            )?;
             model = next;
             // The step is done when its numbers are on the host.
             let _ = outcome.read();
@@ -467,8 +582,14 @@ impl burn_peft::backend::BackendJob for TrainBench {
             // `--steps 0`: one step, timed (first-call costs included), for large models.
             if i > 0 || args.steps == 0 {
                 timed += started.elapsed().as_secs_f64();
+            } else {
+                comm_at_warm = parallel.stats();
             }
         }
+        if !root {
+            return Ok(());
+        }
+        let comm = parallel.stats();
         let timed_steps = args.steps.max(1);
         let report = memory.report();
         let mib =
@@ -499,6 +620,20 @@ impl burn_peft::backend::BackendJob for TrainBench {
             mib(report.activations),
             mib(report.other),
         );
+        if parallel.world() > 1 {
+            let steps = timed_steps as f64;
+            println!(
+                "data-parallel: world {} (rank 0 trains {} of {} rows); all-reduced {:.2} MiB per \
+                 step (rank 0 sent); communication {:.3} s per step ({:.0}% of the step, waiting \
+                 for slower ranks included)",
+                parallel.world(),
+                mine.len(),
+                args.batch,
+                (comm.bytes_sent - comm_at_warm.bytes_sent) as f64 / steps / 1048576.0,
+                (comm.seconds - comm_at_warm.seconds) / steps,
+                100.0 * (comm.seconds - comm_at_warm.seconds) / timed.max(1e-9)
+            );
+        }
         Ok(())
     }
 }

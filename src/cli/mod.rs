@@ -12,6 +12,7 @@ mod forward;
 mod generate;
 mod init;
 mod inspect;
+mod launch_args;
 mod merge;
 mod model_args;
 mod plan;

@@ -2,10 +2,11 @@
 
 use std::path::PathBuf;
 
+use super::launch_args::LaunchArgs;
 use burn::tensor::backend::AutodiffBackend;
-use burn_peft::backend::{BackendJob, DeviceKind, run_on};
+use burn_peft::backend::{BackendJob, DeviceKind, DevicesJob, run_on, run_on_devices};
 use burn_peft::train::recipe::Recipe;
-use burn_peft::train::{TrainOptions, train};
+use burn_peft::train::{TrainOptions, train_on_devices};
 
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
@@ -19,13 +20,16 @@ pub struct TrainArgs {
     #[arg(long)]
     pub precision: Option<burn_peft::model::Precision>,
     /// Continue the run in run.output_dir from its latest checkpoint. The recipe must be the
-    /// run's own (config.toml) except for run.output_dir, run.device, run.log_every,
-    /// run.checkpoint_every and the sample prompt settings.
+    /// run's own (config.toml) except for run.output_dir, run.device(s), run.log_every,
+    /// run.checkpoint_every, the sample prompt settings and [distributed] (another world size
+    /// continues the same run). Data-parallel: on every node; the checkpoint is rank 0's.
     #[arg(long)]
     pub resume: bool,
     /// Stop after this many optimizer steps (a checkpoint is written when checkpoint_every divides it).
     #[arg(long)]
     pub max_steps_this_run: Option<usize>,
+    #[command(flatten)]
+    pub launch: LaunchArgs,
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
@@ -33,7 +37,18 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if let Some(precision) = args.precision {
         overrides.push(format!("model.precision=\"{precision}\""));
     }
+    // The flags override the recipe's [distributed] table, after any --set.
+    overrides.extend(args.launch.overrides());
     let recipe = Recipe::load(args.config.as_deref(), &overrides)?;
+    if !recipe.run.devices.is_empty() {
+        let devices = recipe
+            .run
+            .devices
+            .iter()
+            .map(|d| d.parse())
+            .collect::<burn_peft::Result<Vec<DeviceKind>>>()?;
+        return run_on_devices(&devices, Job { recipe, args })?;
+    }
     let device: DeviceKind = recipe.run.device.parse()?;
     run_on(device, Job { recipe, args })?
 }
@@ -47,12 +62,20 @@ impl BackendJob for Job {
     type Output = anyhow::Result<()>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<()> {
+        DevicesJob::run::<B>(self, vec![device])
+    }
+}
+
+impl DevicesJob for Job {
+    type Output = anyhow::Result<()>;
+
+    fn run<B: AutodiffBackend>(self, devices: Vec<B::Device>) -> anyhow::Result<()> {
         let options = TrainOptions {
             resume: self.args.resume,
             stop_after: self.args.max_steps_this_run,
-            quiet: false,
+            ..TrainOptions::default()
         };
-        let summary = train::<B>(&self.recipe, &device, &options)?;
+        let summary = train_on_devices::<B>(&self.recipe, &devices, &options)?;
         if let (Some(first), Some(last)) = (summary.first_loss, summary.last_loss) {
             println!(
                 "done: {} steps in {:.1} s, loss {first:.4} -> {last:.4}, {:.0} tokens/s",

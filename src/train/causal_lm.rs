@@ -9,6 +9,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor};
 
 use super::dashboard::Dashboard;
+use super::data_parallel::DataParallel;
 use super::recipe::Recipe;
 use super::run_folder::RunFolder;
 use super::setup::{attach_adapters, check_vocabulary, pad_token_id};
@@ -114,6 +115,10 @@ impl<B: AutodiffBackend> Task<B> for CausalLm {
         self.train.len()
     }
 
+    fn weight(&self, indices: &[usize]) -> usize {
+        indices.iter().map(|&i| self.train[i].target_count()).sum()
+    }
+
     fn batch(&self, indices: &[usize], device: &B::Device) -> LmBatch<B> {
         let items = indices.iter().map(|&i| self.train[i].clone()).collect();
         self.batcher.batch(items, device)
@@ -169,6 +174,7 @@ pub fn train_causal_lm<B: AutodiffBackend>(
     run: &RunFolder,
     device: &B::Device,
     options: &TrainOptions,
+    parallel: &mut DataParallel,
     dashboard: &mut Dashboard,
 ) -> Result<(TrainSummary, Decoder<B::InnerBackend>)> {
     // Model and tokenizer.
@@ -252,7 +258,9 @@ pub fn train_causal_lm<B: AutodiffBackend>(
         initial,
         adapter: recipe.adapter.clone(),
     };
-    run_task(&task, trainee, recipe, run, device, options, dashboard)
+    run_task(
+        &task, trainee, recipe, run, device, options, parallel, dashboard,
+    )
 }
 
 /// Token-weighted mean loss over `examples` (no gradients).

@@ -12,6 +12,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor};
 
 use super::dashboard::Dashboard;
+use super::data_parallel::DataParallel;
 use super::recipe::Recipe;
 use super::run_folder::RunFolder;
 use super::setup::{attach_adapters, check_vocabulary, pad_token_id};
@@ -99,6 +100,7 @@ pub fn train_classifier<B: AutodiffBackend>(
     run: &RunFolder,
     device: &B::Device,
     options: &TrainOptions,
+    parallel: &mut DataParallel,
     dashboard: &mut Dashboard,
 ) -> Result<TrainSummary> {
     let task_name = recipe.data.task.as_deref().unwrap_or_default();
@@ -132,7 +134,7 @@ pub fn train_classifier<B: AutodiffBackend>(
             ));
         }
         let new_modules = modules_of(&report.initialized);
-        return train_with_head(model, new_modules, &setting, dashboard);
+        return train_with_head(model, new_modules, &setting, parallel, dashboard);
     }
     let (model, report) = load_model_as::<B>(path, recipe.model.precision, device)?;
     report.warn();
@@ -144,14 +146,14 @@ pub fn train_classifier<B: AutodiffBackend>(
         )
     })?;
     if model.score.is_some() && model.config.num_labels == Some(labels) {
-        return train_with_head(model, Vec::new(), &setting, dashboard);
+        return train_with_head(model, Vec::new(), &setting, parallel, dashboard);
     }
     eprintln!(
         "notice: the checkpoint has no {labels}-label `score` head; score.weight was newly \
          initialised"
     );
     let model = model.with_score_head(labels, seed);
-    train_with_head(model, vec!["score".into()], &setting, dashboard)
+    train_with_head(model, vec!["score".into()], &setting, parallel, dashboard)
 }
 
 /// The modules of tensor names (`classifier.dense.weight` → `classifier.dense`), deduplicated.
@@ -266,6 +268,11 @@ where
         self.train.len()
     }
 
+    fn weight(&self, indices: &[usize]) -> usize {
+        // The loss is a mean over examples.
+        indices.len()
+    }
+
     fn batch(&self, indices: &[usize], device: &B::Device) -> CountedBatch<B> {
         let items: Vec<ClassificationExample> =
             indices.iter().map(|&i| self.train[i].clone()).collect();
@@ -320,6 +327,7 @@ fn train_with_head<B: AutodiffBackend, M>(
     model: M,
     new_modules: Vec<String>,
     setting: &Setting<'_, B>,
+    parallel: &mut DataParallel,
     dashboard: &mut Dashboard,
 ) -> Result<TrainSummary>
 where
@@ -402,7 +410,10 @@ where
         initial,
         adapter,
     };
-    run_task(&task, trainee, recipe, run, device, options, dashboard).map(|(summary, _)| summary)
+    run_task(
+        &task, trainee, recipe, run, device, options, parallel, dashboard,
+    )
+    .map(|(summary, _)| summary)
 }
 
 /// Cross-entropy for classes, mean-squared error for scores, in f32 whatever the base dtype.

@@ -11,20 +11,86 @@ use serde::Serialize;
 
 use super::recipe::Recipe;
 use crate::adapter::AdapterConfig;
+use crate::distributed::Identity;
 use crate::{Error, Result};
 
 /// Recipe keys that `--resume` may change: where and how progress is reported and saved, not
 /// what is computed. Everything else (model, adapter, data, optimisation, `run.seed`) is fixed,
 /// `optim.max_steps` and `optim.epochs` included: the learning-rate schedule spans the whole run,
 /// so a new length would change the steps already taken.
-pub const RESUMABLE_KEYS: [&str; 6] = [
+pub const RESUMABLE_KEYS: [&str; 12] = [
     "run.output_dir",
     "run.device",
+    "run.devices",
     "run.log_every",
     "run.checkpoint_every",
     "run.sample_prompt",
     "run.sample_max_new_tokens",
+    // The world may change: the global batch, and so the math, does not.
+    "distributed.nnodes",
+    "distributed.node_rank",
+    "distributed.master_addr",
+    "distributed.master_port",
+    "distributed.timeout_s",
 ];
+
+/// What every process of a data-parallel run must share: this build's version, every recipe key
+/// a node may not set for itself (all but [`RESUMABLE_KEYS`] and `model.path`), and a
+/// fingerprint of the base model's files, so the same model under another path on another
+/// machine is accepted and another model under the same path is not.
+pub fn group_identity(recipe: &Recipe) -> Result<Identity> {
+    let mut values: BTreeMap<String, String> = flatten("", recipe)
+        .into_iter()
+        .filter(|(key, _)| !RESUMABLE_KEYS.contains(&key.as_str()) && key != "model.path")
+        .collect();
+    values.insert(
+        "model (files)".into(),
+        model_fingerprint(&recipe.model.path)?,
+    );
+    Ok(Identity {
+        version: concat!(env!("CARGO_PKG_NAME"), " ", env!("CARGO_PKG_VERSION")).into(),
+        values,
+    })
+}
+
+/// `name:size:hash` of the model's files (the folder's own files, or the one file), the hash
+/// over each file's first MiB: the safetensors header (names, dtypes, offsets) and the first
+/// weights, without reading gigabytes.
+fn model_fingerprint(path: &Path) -> Result<String> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |cause| Error::Io { path, cause }
+    };
+    let mut files = Vec::new();
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path).map_err(io(path))? {
+            let file = entry.map_err(io(path))?.path();
+            if file.is_file() {
+                files.push(file);
+            }
+        }
+        files.sort();
+    } else {
+        files.push(path.to_path_buf());
+    }
+    let mut parts = Vec::new();
+    for file in files {
+        use std::hash::Hasher;
+        use std::io::Read;
+        let mut head = Vec::new();
+        let opened = std::fs::File::open(&file).map_err(io(&file))?;
+        let size = opened.metadata().map_err(io(&file))?.len();
+        opened
+            .take(1 << 20)
+            .read_to_end(&mut head)
+            .map_err(io(&file))?;
+        let mut hasher = std::hash::DefaultHasher::new();
+        hasher.write(&head);
+        let name = file.file_name().unwrap_or_default().to_string_lossy();
+        parts.push(format!("{name}:{size}:{:016x}", hasher.finish()));
+    }
+    Ok(parts.join(" "))
+}
 
 /// Checks that the recipe's `[adapter]` is the adapter's own configuration (defaults filled in
 /// on both sides); the error names every field that differs.

@@ -365,6 +365,17 @@ impl fmt::Display for MemoryPlan {
             "host peak",
             gib(self.host_peak())
         )?;
+        // The ring all-reduce (`crate::distributed::ring`): each rank sends 2 (N-1)/N of the
+        // f32 gradient per optimizer step, through a host copy of it.
+        let sent = |ranks: u64| self.gradients * 2 * (ranks - 1) / ranks;
+        writeln!(
+            f,
+            "data-parallel: each step all-reduces the {} gradient; a rank sends {} with 2 ranks, \
+             {} with 8 (and holds a host copy of the gradient)",
+            gib(self.gradients).trim(),
+            gib(sent(2)).trim(),
+            gib(sent(8)).trim()
+        )?;
         if !self.gradient_checkpointing && self.activations > self.device_peak() / 2 {
             writeln!(
                 f,

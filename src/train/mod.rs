@@ -22,6 +22,7 @@ pub mod classification;
 pub mod clip;
 pub mod dashboard;
 pub mod data_order;
+pub mod data_parallel;
 pub mod divergence;
 pub mod identity;
 pub mod learner;
@@ -41,7 +42,7 @@ pub mod trainable;
 pub mod training_loop;
 
 pub use clip::clip_global_norm;
-pub use run::{train, train_decoder};
+pub use run::{train, train_decoder, train_on_devices};
 pub use step::{PeftStep, PendingReport, StepReport};
 pub use summary::TrainSummary;
 pub use training_loop::TrainOptions;

@@ -10,6 +10,7 @@ use super::schedule::ScheduleKind;
 use crate::adapter::AdapterConfig;
 use crate::data::Columns;
 use crate::data::instruction::InstructionFormat;
+use crate::distributed::Launch;
 use crate::model::Precision;
 use crate::{Error, Result};
 
@@ -26,6 +27,14 @@ pub struct Recipe {
     pub data: DataSection,
     pub optim: OptimSection,
     pub run: RunSection,
+    /// Data-parallel training across processes (torchrun's `--nnodes`, `--node-rank`,
+    /// `--master-addr`, `--master-port`); absent: one process.
+    #[serde(default, skip_serializing_if = "is_single_process")]
+    pub distributed: Launch,
+}
+
+fn is_single_process(launch: &Launch) -> bool {
+    *launch == Launch::default()
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -161,6 +170,11 @@ pub struct RunSection {
     pub seed: u64,
     #[serde(default = "default_device")]
     pub device: String,
+    /// Several devices of one backend, one replica on each, trained data-parallel by this
+    /// process (`["cuda:0", "cuda:1"]`; with `distributed.nnodes`, on every node). Replaces
+    /// `device` when set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
     /// Save a checkpoint every N optimizer steps (0: only at the end).
     #[serde(default)]
     pub checkpoint_every: usize,
@@ -243,6 +257,7 @@ impl Recipe {
 
     pub fn validate(&self) -> Result<()> {
         self.adapter.validate()?;
+        self.distributed.validate()?;
         let o = &self.optim;
         let check = |ok: bool, field: &str, value: String, reason: &str| {
             if ok {

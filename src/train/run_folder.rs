@@ -41,6 +41,15 @@ pub struct CheckpointDir {
     pub dir: PathBuf,
 }
 
+/// The next length-prefixed part of `rest` (`None`: truncated).
+fn take_part<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let (length, tail) = rest.split_at_checked(8)?;
+    let length = u64::from_le_bytes(length.try_into().ok()?) as usize;
+    let (part, tail) = tail.split_at_checked(length)?;
+    *rest = tail;
+    Some(part)
+}
+
 /// `state.json` of a checkpoint: written last, so its presence marks the checkpoint complete.
 #[derive(Debug, Serialize, Deserialize)]
 struct CheckpointState {
@@ -66,6 +75,24 @@ impl CheckpointDir {
     /// The optimizer's state (Burn's binary record).
     pub fn optimizer(&self) -> PathBuf {
         self.dir.join(OPTIMIZER)
+    }
+
+    /// The checkpoint's files in one buffer ([`RunFolder::import_checkpoint`] writes them back):
+    /// how rank 0 of a data-parallel run hands its state to the other ranks.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        for name in [TRAINABLE, OPTIMIZER, STATE] {
+            let path = self.dir.join(name);
+            let bytes = std::fs::read(&path).map_err(|cause| Error::Io {
+                path: path.clone(),
+                cause,
+            })?;
+            out.extend_from_slice(&(name.len() as u64).to_le_bytes());
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+            out.extend_from_slice(&bytes);
+        }
+        Ok(out)
     }
 }
 
@@ -212,6 +239,33 @@ impl RunFolder {
         // The rename publishes the checkpoint whole; a crash before it leaves only the temp dir.
         let _ = std::fs::remove_dir_all(&final_dir);
         std::fs::rename(&tmp, &final_dir).map_err(io(&final_dir))
+    }
+
+    /// Writes a checkpoint packed by [`CheckpointDir::to_bytes`] into this folder (`origin`
+    /// names where it came from in errors) and returns it.
+    pub fn import_checkpoint(&self, bytes: &[u8], origin: &str) -> Result<CheckpointDir> {
+        let bad = |message: &str| Error::BadFile {
+            path: PathBuf::from(origin),
+            message: format!("not a packed checkpoint: {message}"),
+        };
+        let dir = self.dir.join(CHECKPOINTS).join("imported");
+        std::fs::create_dir_all(&dir).map_err(|cause| Error::Io {
+            path: dir.clone(),
+            cause,
+        })?;
+        let mut rest = bytes;
+        for expected in [TRAINABLE, OPTIMIZER, STATE] {
+            let name = take_part(&mut rest).ok_or_else(|| bad("truncated"))?;
+            if name != expected.as_bytes() {
+                return Err(bad(&format!("expected {expected}")));
+            }
+            let contents = take_part(&mut rest).ok_or_else(|| bad("truncated"))?;
+            crate::io::write_atomic(&dir.join(expected), contents)?;
+        }
+        let checkpoint = self
+            .latest_checkpoint()?
+            .ok_or_else(|| bad("no state.json"))?;
+        Ok(checkpoint)
     }
 
     /// Restores the latest checkpoint into `model` (built as the run built it) and `optimizer`;

@@ -30,4 +30,19 @@ pub struct TrainSummary {
     /// without [`run_on`](crate::backend::run_on)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<crate::backend::DeviceInfo>,
+    /// The world of a data-parallel run (absent for one process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distributed: Option<DistributedSummary>,
+}
+
+/// What a data-parallel run's communication cost (rank 0's view).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DistributedSummary {
+    /// Processes in the run.
+    pub world_size: usize,
+    /// Bytes rank 0 sent per optimizer step: the ring all-reduce's `2 (N-1)/N` of the trainable
+    /// gradient (f32).
+    pub all_reduced_bytes_per_step: u64,
+    /// Seconds rank 0 spent in the steps' all-reduces, waiting for slower ranks included.
+    pub communication_seconds: f64,
 }

@@ -56,6 +56,11 @@ pub trait Task<B: AutodiffBackend>: Objective<B> {
     /// The number of training examples: the data order permutes `0..examples()`.
     fn examples(&self) -> usize;
 
+    /// What the loss of the examples `indices` averages over (the trained targets of a causal
+    /// LM, the examples of a classifier): how a data-parallel rank weighs its part of a
+    /// micro-batch against the whole.
+    fn weight(&self, indices: &[usize]) -> usize;
+
     /// The micro-batch of the training examples `indices`.
     fn batch(&self, indices: &[usize], device: &B::Device) -> Self::Batch;
 

@@ -18,13 +18,14 @@ use burn::tensor::backend::AutodiffBackend;
 
 use super::dashboard::Dashboard;
 use super::data_order::{DataOrder, RunLength};
+use super::data_parallel::{DataParallel, MicroBatch, shard};
 use super::memory::{MemoryMonitor, MemorySource, ParamBytes, initial_bytes};
 use super::metrics::{MetricsLog, StepMetrics};
 use super::recipe::Recipe;
 use super::run_folder::RunFolder;
 use super::schedule::Schedule;
 use super::step::{PeftStep, PendingReport, StepReport};
-use super::summary::TrainSummary;
+use super::summary::{DistributedSummary, TrainSummary};
 use super::task::{Objective, Task};
 use crate::adapter::{AdapterConfig, ParamReport};
 use crate::model::PeftModel;
@@ -40,6 +41,21 @@ pub struct TrainOptions {
     pub stop_after: Option<usize>,
     /// Print nothing but errors.
     pub quiet: bool,
+    /// Which of this node's devices this replica runs on (`run.devices`).
+    pub local_device: LocalDevice,
+}
+
+/// One of a node's `count` devices, each training a replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalDevice {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Default for LocalDevice {
+    fn default() -> Self {
+        Self { index: 0, count: 1 }
+    }
 }
 
 /// What a task hands the loop: the model with its adapters attached, the adapters' initial
@@ -55,8 +71,10 @@ pub struct Trainee<B: AutodiffBackend, M> {
 pub struct StepOutcome<B: AutodiffBackend> {
     loss: Tensor<B::InnerBackend, 1>,
     report: PendingReport<B::InnerBackend>,
-    /// The tokens the step trained on (as [`Objective::tokens`] counts them).
+    /// The tokens the step trained on (as [`Objective::tokens`] counts them), over all ranks.
     pub tokens: usize,
+    /// Whether any rank asked to stop after this step.
+    pub stop: bool,
 }
 
 impl<B: AutodiffBackend> StepOutcome<B> {
@@ -67,8 +85,9 @@ impl<B: AutodiffBackend> StepOutcome<B> {
     }
 }
 
-/// One optimizer step of `model` over `micro_batches` (each with its seed): their gradients
-/// accumulated with each loss divided by their number, then the step rule at rate `lr`.
+/// One optimizer step of `model` over `micro_batches` (each with its seed) in a single
+/// process: their gradients accumulated with each loss divided by their number, then the step
+/// rule at rate `lr`.
 pub fn optimizer_step<B, T, O>(
     objective: &T,
     model: T::Model,
@@ -82,6 +101,39 @@ where
     T: Objective<B>,
     O: Optimizer<T::Model, B>,
 {
+    let micro_batches = micro_batches.map(|(batch, seed)| MicroBatch::whole(batch, seed));
+    let mut single = DataParallel::single();
+    parallel_optimizer_step(
+        objective,
+        model,
+        optimizer,
+        rule,
+        micro_batches,
+        lr,
+        &mut single,
+        false,
+    )
+}
+
+/// [`optimizer_step`] on one replica of a data-parallel run: this rank's share of each
+/// micro-batch, the sums over all ranks ([`DataParallel::reduce_step`]; `stop` is this rank's
+/// wish to stop after the step), then the same step rule on every rank.
+#[allow(clippy::too_many_arguments)]
+pub fn parallel_optimizer_step<B, T, O>(
+    objective: &T,
+    model: T::Model,
+    optimizer: &mut O,
+    rule: &PeftStep,
+    micro_batches: impl ExactSizeIterator<Item = MicroBatch<T::Batch>>,
+    lr: f64,
+    parallel: &mut DataParallel,
+    stop: bool,
+) -> Result<(T::Model, StepOutcome<B>)>
+where
+    B: AutodiffBackend,
+    T: Objective<B>,
+    O: Optimizer<T::Model, B>,
+{
     if micro_batches.len() == 0 {
         return Err(Error::invalid(
             "micro_batches",
@@ -89,27 +141,48 @@ where
             "an optimizer step needs at least one micro-batch",
         ));
     }
-    let divisor = micro_batches.len() as f64;
+    let count = micro_batches.len() as f64;
     let mut accumulator = GradientsAccumulator::new();
     let mut loss: Option<Tensor<B::InnerBackend, 1>> = None;
     let mut tokens = 0;
-    for (batch, seed) in micro_batches {
+    for micro in micro_batches {
+        let Some(batch) = micro.batch else { continue };
         tokens += objective.tokens(&batch);
-        let micro = objective.gradients(&model, batch, divisor, seed)?;
+        // With share 1 (one process) the divisor is the count itself, bit for bit.
+        let divisor = count / micro.share;
+        let micro = objective.gradients(&model, batch, divisor, micro.seed)?;
         loss = Some(match loss {
             Some(sum) => sum + micro.loss,
             None => micro.loss,
         });
         accumulator.accumulate(&model, micro.grads);
     }
-    let (model, report) = rule.step(model, optimizer, accumulator.grads(), lr)?;
-    let loss = loss.expect("a step has at least one micro-batch");
+    let mut grads = accumulator.grads();
+    let mut stop = stop;
+    if parallel.world() > 1 {
+        let reduced = parallel.reduce_step::<B, _>(&model, grads, loss, tokens, stop)?;
+        (grads, loss, tokens, stop) = (
+            reduced.grads,
+            Some(reduced.loss),
+            reduced.tokens,
+            reduced.stop,
+        );
+    }
+    let (model, report) = rule.step(model, optimizer, grads, lr)?;
+    let loss = loss.ok_or_else(|| {
+        Error::invalid(
+            "micro_batches",
+            0,
+            "none of the step's micro-batches holds an example of this process",
+        )
+    })?;
     Ok((
         model,
         StepOutcome {
             loss,
             report,
             tokens,
+            stop,
         },
     ))
 }
@@ -146,6 +219,8 @@ fn micro_batch_seed(seed: u64, index: usize) -> u64 {
 /// [`RunFolder::prepare`]): resumes from its latest checkpoint when asked, runs the steps, and
 /// after the last one saves the adapter, lets the task evaluate and writes `summary.json`.
 /// Returns the summary and the trained model on the inference backend (also when stopped early).
+/// `parallel` is this replica's place among the data-parallel ranks (a group of one alone).
+#[allow(clippy::too_many_arguments)] // what a run is made of; each caller passes its own
 pub fn run_task<B, T>(
     task: &T,
     trainee: Trainee<B, T::Model>,
@@ -153,6 +228,7 @@ pub fn run_task<B, T>(
     run: &RunFolder,
     device: &B::Device,
     options: &TrainOptions,
+    parallel: &mut DataParallel,
     dashboard: &mut Dashboard,
 ) -> Result<(TrainSummary, <T::Model as AutodiffModule<B>>::InnerModule)>
 where
@@ -184,12 +260,23 @@ where
     let mut start_step = 0;
     if options.resume {
         (model, optimizer, start_step) = run.restore_latest(model, optimizer, device)?;
-        if start_step > 0 {
-            dashboard.say(format!("resumed at step {start_step}"));
-        }
     }
-    run.write_config(recipe)?;
-    let log = MetricsLog::open(&run.metrics(), options.resume.then_some(start_step))?;
+    // Every rank starts from rank 0's state (the only one with the run folder).
+    (model, optimizer, start_step) = parallel.share_state(model, optimizer, start_step, device)?;
+    let comm_at_start = parallel.stats();
+    if start_step > 0 {
+        dashboard.say(format!("resumed at step {start_step}"));
+    }
+    // Only rank 0 writes the run folder.
+    let log = if parallel.is_root() {
+        run.write_config(recipe)?;
+        Some(MetricsLog::open(
+            &run.metrics(),
+            options.resume.then_some(start_step),
+        )?)
+    } else {
+        None
+    };
 
     let started = Instant::now();
     let (mut first_loss, mut last_loss) = (None, None);
@@ -202,19 +289,41 @@ where
         let step_started = Instant::now();
         memory.start_step();
         let mut epoch = 0;
+        let (rank, world) = (parallel.rank(), parallel.world());
         let micro_batches = (0..o.grad_accumulation).map(|micro| {
             let index = step * o.grad_accumulation + micro;
             let (e, indices) = order.micro_batch(index);
             epoch = e;
             let seed = micro_batch_seed(recipe.run.seed, index);
-            (task.batch(&indices, device), seed)
+            if world == 1 {
+                return MicroBatch::whole(task.batch(&indices, device), seed);
+            }
+            // This rank's part, weighed against the whole micro-batch's loss weight.
+            let mine = shard(&indices, rank, world);
+            let (whole, own) = (task.weight(&indices), task.weight(mine));
+            MicroBatch {
+                batch: (own > 0).then(|| task.batch(mine, device)),
+                seed,
+                share: own as f64 / whole.max(1) as f64,
+            }
         });
         let lr = schedule.lr(step);
-        let (next, outcome) =
-            optimizer_step(task, model, &mut optimizer, &rule, micro_batches, lr)?;
+        // A rank asked to stop (the dashboard's `q`) stops every rank after this step.
+        let stop_wish = parallel.world() > 1 && dashboard.interrupted();
+        let (next, outcome) = parallel_optimizer_step(
+            task,
+            model,
+            &mut optimizer,
+            &rule,
+            micro_batches,
+            lr,
+            parallel,
+            stop_wish,
+        )?;
         model = next;
         memory.end_step(step + 1);
         let tokens = outcome.tokens;
+        let stopping = outcome.stop;
         let (loss, report) = outcome.read();
         tokens_total += tokens;
         first_loss.get_or_insert(loss);
@@ -232,11 +341,19 @@ where
             eval_loss: None,
         };
         super::divergence::check_step(&metrics, run)?;
-        log.append(&metrics)?;
+        if let Some(log) = &log {
+            log.append(&metrics)?;
+        }
         dashboard.step(&metrics, total_steps, length.epochs);
         let every = recipe.run.checkpoint_every;
-        let interrupted = dashboard.interrupted();
-        if (every > 0 && done.is_multiple_of(every)) || done == total_steps || interrupted {
+        // Ranks stop together, on the step whose sums carried the wish.
+        let interrupted = if parallel.world() > 1 {
+            stopping
+        } else {
+            dashboard.interrupted()
+        };
+        let due = (every > 0 && done.is_multiple_of(every)) || done == total_steps || interrupted;
+        if due && parallel.is_root() {
             run.write_checkpoint(done, &model, &optimizer)?;
         }
         if interrupted {
@@ -261,7 +378,20 @@ where
         output_dir: run.dir().to_path_buf(),
         memory: Some(memory.report().clone()),
         device: crate::backend::active_device(),
+        distributed: (parallel.world() > 1).then(|| {
+            let comm = parallel.stats();
+            let steps = (done - start_step).max(1) as u64;
+            DistributedSummary {
+                world_size: parallel.world(),
+                all_reduced_bytes_per_step: (comm.bytes_sent - comm_at_start.bytes_sent) / steps,
+                communication_seconds: comm.seconds - comm_at_start.seconds,
+            }
+        }),
     };
+    if !parallel.is_root() {
+        // The adapter, the evaluation and summary.json are rank 0's.
+        return Ok((summary, model.valid()));
+    }
     if done < total_steps {
         dashboard.say(format!(
             "stopped after step {done} of {total_steps}; continue with --resume"

@@ -12,7 +12,7 @@ use burn_peft::model::merge_adapters;
 use burn_peft::persist::export::export_peft_lora;
 use burn_peft::persist::peft::load_peft_lora;
 use burn_peft::train::metrics::MetricsLog;
-use burn_peft::train::{TrainOptions, train, train_decoder};
+use burn_peft::train::{TrainOptions, train, train_decoder, train_on_devices};
 
 use crate::train_common::*;
 
@@ -135,7 +135,43 @@ fn a_resumed_run_ends_where_the_uninterrupted_one_does<Bk: Backend>(device: &Bk:
     }
 }
 
+/// Data-parallel on the device: two replicas in threads (`run.devices`, here both on the one
+/// device) train as one replica does: the gradients leave the device, are summed and come back.
+fn two_replicas_train_as_one_does<Bk: Backend>(device: &Bk::Device) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let port = format!("distributed.master_port={port}");
+    // Few steps: on llvmpipe every new shape costs kernel compilations (uneven shards are the
+    // CPU suite's).
+    let sets = ["optim.max_steps=3", port.as_str()];
+    let one = quick_recipe(&tag::<Bk>(device, "dp-one"), &sets);
+    let two = quick_recipe(&tag::<Bk>(device, "dp-two"), &sets);
+    train::<Train<Bk>>(&one, device, &quiet()).unwrap();
+    let devices = [device.clone(), device.clone()];
+    let summary = train_on_devices::<Train<Bk>>(&two, &devices, &quiet()).unwrap();
+    assert_eq!(summary.distributed.map(|d| d.world_size), Some(2));
+    for (step, (a, b)) in logged_losses(&one)
+        .iter()
+        .zip(&logged_losses(&two))
+        .enumerate()
+    {
+        assert!(
+            (a - b).abs() <= 1e-4 * a.abs(),
+            "step {}: {a} vs {b}",
+            step + 1
+        );
+    }
+    assert_same_adapters(&one.run.output_dir, &two.run.output_dir, 2e-5);
+    for dir in [&one.run.output_dir, &two.run.output_dir] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
 backend_tests!(
     every_method_tracks_the_cpu_run,
-    a_resumed_run_ends_where_the_uninterrupted_one_does
+    a_resumed_run_ends_where_the_uninterrupted_one_does,
+    two_replicas_train_as_one_does
 );
