@@ -3,10 +3,12 @@
 //! ranks sum what they computed: the trainable gradients, the loss, the token count and whether
 //! any of them was asked to stop. The base is never communicated.
 //!
-//! The math is the single process's: each rank divides its loss by the micro-batch's whole
-//! weight (its targets for a causal LM, its examples for a classifier), not by its own, so the
-//! sum over ranks is the token-weighted loss of the whole micro-batch and its gradient the one
-//! a single process computes. Every rank then applies the same update to the same values:
+//! The math is the single process's. When the ranks divide the step's micro-batches, each rank
+//! trains whole micro-batches ([`deal`]); otherwise every micro-batch is split across the ranks
+//! and each rank divides its loss by the micro-batch's whole weight (its targets for a causal
+//! LM, its examples for a classifier), not by its own, so the sum over ranks is the
+//! token-weighted loss of the whole micro-batch and its gradient the one a single process
+//! computes. Every rank then applies the same update to the same values:
 //! replicas stay identical (rank 0 hands its state to all at the start, so also across
 //! machines whose SVDs might differ in the last bit).
 
@@ -175,6 +177,40 @@ impl DataParallel {
     }
 }
 
+/// What rank `rank` of `world` trains of micro-batch `micro` (of `per_step` in an optimizer
+/// step), whose examples are `indices`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deal<'a> {
+    /// All of it: the micro-batches of a step are dealt round whole when the ranks divide their
+    /// number (the 7B recipes' 2 × 64), so each is computed as one process computes it.
+    Whole,
+    /// None of it (another rank's whole micro-batch).
+    Nothing,
+    /// This contiguous part of its examples (each micro-batch split across all ranks).
+    Share(&'a [usize]),
+}
+
+/// Deals micro-batch `micro` of `per_step` to rank `rank` of `world` ([`Deal`]).
+pub fn deal(
+    micro: usize,
+    per_step: usize,
+    indices: &[usize],
+    rank: usize,
+    world: usize,
+) -> Deal<'_> {
+    if world == 1 {
+        Deal::Whole
+    } else if per_step.is_multiple_of(world) {
+        if micro % world == rank {
+            Deal::Whole
+        } else {
+            Deal::Nothing
+        }
+    } else {
+        Deal::Share(shard(indices, rank, world))
+    }
+}
+
 /// Rank `rank`'s contiguous part of `indices` among `world` ranks (sizes differ by at most
 /// one; a rank may get none).
 pub fn shard(indices: &[usize], rank: usize, world: usize) -> &[usize] {
@@ -267,6 +303,28 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for Unflatten<'_, B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn micro_batches_are_dealt_whole_when_the_ranks_divide_them() {
+        let indices = [1, 2, 3, 4];
+        let owners = |per_step: usize, world: usize| -> Vec<Vec<Deal<'_>>> {
+            (0..per_step)
+                .map(|m| {
+                    (0..world)
+                        .map(|r| deal(m, per_step, &indices, r, world))
+                        .collect()
+                })
+                .collect()
+        };
+        // 4 micro-batches on 2 ranks: rank 0 takes 0 and 2, rank 1 takes 1 and 3.
+        for (m, deals) in owners(4, 2).iter().enumerate() {
+            let whole: Vec<usize> = (0..2).filter(|&r| deals[r] == Deal::Whole).collect();
+            assert_eq!(whole, vec![m % 2]);
+        }
+        // 3 on 2: every micro-batch is split.
+        assert_eq!(owners(3, 2)[1][1], Deal::Share(&[3, 4]));
+        assert_eq!(deal(0, 1, &indices, 0, 1), Deal::Whole);
+    }
 
     #[test]
     fn shards_cover_a_micro_batch_once() {

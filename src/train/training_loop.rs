@@ -18,7 +18,7 @@ use burn::tensor::backend::AutodiffBackend;
 
 use super::dashboard::Dashboard;
 use super::data_order::{DataOrder, RunLength};
-use super::data_parallel::{DataParallel, MicroBatch, shard};
+use super::data_parallel::{DataParallel, Deal, MicroBatch, deal};
 use super::memory::{MemoryMonitor, MemorySource, ParamBytes, initial_bytes};
 use super::metrics::{MetricsLog, StepMetrics};
 use super::recipe::Recipe;
@@ -295,16 +295,22 @@ where
             let (e, indices) = order.micro_batch(index);
             epoch = e;
             let seed = micro_batch_seed(recipe.run.seed, index);
-            if world == 1 {
-                return MicroBatch::whole(task.batch(&indices, device), seed);
-            }
-            // This rank's part, weighed against the whole micro-batch's loss weight.
-            let mine = shard(&indices, rank, world);
-            let (whole, own) = (task.weight(&indices), task.weight(mine));
-            MicroBatch {
-                batch: (own > 0).then(|| task.batch(mine, device)),
-                seed,
-                share: own as f64 / whole.max(1) as f64,
+            match deal(micro, o.grad_accumulation, &indices, rank, world) {
+                Deal::Whole => MicroBatch::whole(task.batch(&indices, device), seed),
+                Deal::Nothing => MicroBatch {
+                    batch: None,
+                    seed,
+                    share: 0.0,
+                },
+                // This rank's part, weighed against the whole micro-batch's loss weight.
+                Deal::Share(mine) => {
+                    let (whole, own) = (task.weight(&indices), task.weight(mine));
+                    MicroBatch {
+                        batch: (own > 0).then(|| task.batch(mine, device)),
+                        seed,
+                        share: own as f64 / whole.max(1) as f64,
+                    }
+                }
             }
         });
         let lr = schedule.lr(step);

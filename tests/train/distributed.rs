@@ -152,18 +152,36 @@ fn two_processes_train_the_default_recipe_as_one_does() {
     std::fs::remove_dir_all(b).unwrap();
 }
 
-/// Uneven shards (5 examples over 2 ranks, so 3 and 2 with different target counts) and
-/// gradient accumulation: the loss is still weighted by the targets of the whole micro-batch.
+/// Uneven shards (5 examples over 2 ranks, so 3 and 2 with different target counts) and 3
+/// accumulated micro-batches (which 2 ranks do not divide, so each is split): the loss is still
+/// weighted by the targets of the whole micro-batch.
 #[test]
 fn uneven_shards_and_accumulation_keep_the_single_process_math() {
     let extra = [
         "optim.batch_size=5",
-        "optim.grad_accumulation=2",
+        "optim.grad_accumulation=3",
         "optim.max_steps=4",
     ];
     let (one, two) = (
         quick_recipe("dp-uneven-one", &extra),
         quick_recipe("dp-uneven-two", &extra),
+    );
+    single_process(&one);
+    train_two_processes(&two, &[]);
+    let (a, b) = (&one.run.output_dir, &two.run.output_dir);
+    assert_same_losses(a, b);
+    assert_same_adapters(a, b, 1e-5);
+    std::fs::remove_dir_all(a).unwrap();
+    std::fs::remove_dir_all(b).unwrap();
+}
+
+/// 4 accumulated micro-batches on 2 ranks: each rank trains 2 of them whole.
+#[test]
+fn accumulated_micro_batches_are_dealt_whole_to_the_ranks() {
+    let extra = ["optim.grad_accumulation=4", "optim.max_steps=3"];
+    let (one, two) = (
+        quick_recipe("dp-dealt-one", &extra),
+        quick_recipe("dp-dealt-two", &extra),
     );
     single_process(&one);
     train_two_processes(&two, &[]);
