@@ -1,16 +1,16 @@
 //! Data parallelism in the loop: every rank holds the whole model and its adapters, trains its
-//! share of every micro-batch and, before the step rule (clipping, the regularizer, AdamW), the
-//! ranks sum what they computed: the trainable gradients, the loss, the token count and whether
-//! any of them was asked to stop. The base is never communicated.
+//! part of every optimizer step and, before the step rule (clipping, the regularizer, AdamW),
+//! the ranks sum what they computed: the trainable gradients, the loss, the token count and
+//! whether any of them was asked to stop. The base is never communicated.
 //!
 //! The math is the single process's. When the ranks divide the step's micro-batches, each rank
 //! trains whole micro-batches ([`deal`]); otherwise every micro-batch is split across the ranks
 //! and each rank divides its loss by the micro-batch's whole weight (its targets for a causal
 //! LM, its examples for a classifier), not by its own, so the sum over ranks is the
 //! token-weighted loss of the whole micro-batch and its gradient the one a single process
-//! computes. Every rank then applies the same update to the same values:
-//! replicas stay identical (rank 0 hands its state to all at the start, so also across
-//! machines whose SVDs might differ in the last bit).
+//! computes. Every rank then applies the same update to the same values: the replicas stay
+//! identical (rank 0 hands its state to all at the start, so also across machines whose SVDs
+//! might differ in the last bit).
 
 use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::optim::{GradientsParams, Optimizer};
@@ -224,11 +224,12 @@ struct Scratch(std::path::PathBuf);
 
 impl Scratch {
     fn new() -> Result<Self> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let dir =
-            std::env::temp_dir().join(format!("burn-peft-state-{}-{nanos}", std::process::id()));
+        // Unique per process and per replica (the replicas of `run.devices` share a process).
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("burn-peft-state-{}-{n}", std::process::id()));
+        // A folder left by an earlier process of the same id must not lend its checkpoint.
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|cause| crate::Error::Io {
             path: dir.clone(),
             cause,
