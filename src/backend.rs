@@ -201,37 +201,22 @@ pub trait BackendJob {
 
 /// Runs `job` on the backend and device `kind` names, after checking the device exists (a
 /// machine without the driver gets [`Error::DeviceUnavailable`], not a panic inside the
-/// backend) and recording what it is ([`active_device`]).
+/// backend) and recording what it is ([`active_device`]): [`run_on_devices`] with one device.
 pub fn run_on<J: BackendJob>(kind: DeviceKind, job: J) -> Result<J::Output> {
-    match kind {
-        #[cfg(feature = "wgpu")]
-        DeviceKind::Wgpu(adapter) => {
-            let (device, info) = wgpu_device(kind, adapter)?;
-            record(info);
-            Ok(job.run::<Train<Wgpu>>(device))
-        }
-        #[cfg(feature = "cuda")]
-        DeviceKind::Cuda(index) => {
-            record(cuda_device(kind, index)?);
-            Ok(job.run::<Train<Cuda>>(burn::backend::cuda::CudaDevice::new(index)))
-        }
-        #[cfg(feature = "ndarray")]
-        DeviceKind::Ndarray => {
-            record(host_info(kind, "burn-ndarray"));
-            Ok(job.run::<Train<Ndarray>>(Default::default()))
-        }
-        DeviceKind::Cpu => {
-            record(host_info(kind, "burn-flex"));
-            Ok(job.run::<Train<Cpu>>(Default::default()))
-        }
-        #[allow(unreachable_patterns)]
-        other => Err(Error::DeviceUnavailable {
-            device: other.to_string(),
-            message: format!(
-                "this binary was built without the `{}` feature",
-                other.feature().unwrap_or("cpu")
-            ),
-        }),
+    run_on_devices(&[kind], OneDevice(job))
+}
+
+/// A one-device job as a [`DevicesJob`].
+struct OneDevice<J>(J);
+
+impl<J: BackendJob> DevicesJob for OneDevice<J> {
+    type Output = J::Output;
+    fn run<B: AutodiffBackend>(self, devices: Vec<B::Device>) -> J::Output {
+        let device = devices
+            .into_iter()
+            .next()
+            .expect("run_on passes one device");
+        self.0.run::<B>(device)
     }
 }
 
@@ -261,27 +246,25 @@ pub fn run_on_devices<J: DevicesJob>(kinds: &[DeviceKind], job: J) -> Result<J::
     match first {
         #[cfg(feature = "wgpu")]
         DeviceKind::Wgpu(_) => {
-            let mut devices = Vec::new();
-            for &kind in kinds {
+            let devices = each(kinds, |kind| {
                 let DeviceKind::Wgpu(adapter) = kind else {
-                    unreachable!("checked above")
+                    unreachable!("one backend, checked above")
                 };
                 let (device, info) = wgpu_device(kind, adapter)?;
                 record(info);
-                devices.push(device);
-            }
+                Ok(device)
+            })?;
             Ok(job.run::<Train<Wgpu>>(devices))
         }
         #[cfg(feature = "cuda")]
         DeviceKind::Cuda(_) => {
-            let mut devices = Vec::new();
-            for &kind in kinds {
+            let devices = each(kinds, |kind| {
                 let DeviceKind::Cuda(index) = kind else {
-                    unreachable!("checked above")
+                    unreachable!("one backend, checked above")
                 };
                 record(cuda_device(kind, index)?);
-                devices.push(burn::backend::cuda::CudaDevice::new(index));
-            }
+                Ok(burn::backend::cuda::CudaDevice::new(index))
+            })?;
             Ok(job.run::<Train<Cuda>>(devices))
         }
         #[cfg(feature = "ndarray")]
@@ -302,6 +285,12 @@ pub fn run_on_devices<J: DevicesJob>(kinds: &[DeviceKind], job: J) -> Result<J::
             ),
         }),
     }
+}
+
+/// `open` applied to each of `kinds`, stopping at the first error.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn each<D>(kinds: &[DeviceKind], open: impl Fn(DeviceKind) -> Result<D>) -> Result<Vec<D>> {
+    kinds.iter().map(|&kind| open(kind)).collect()
 }
 
 fn record(info: DeviceInfo) {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::launch_args::LaunchArgs;
 use burn::tensor::backend::AutodiffBackend;
-use burn_peft::backend::{BackendJob, DeviceKind, DevicesJob, run_on, run_on_devices};
+use burn_peft::backend::{DeviceKind, DevicesJob, run_on_devices};
 use burn_peft::train::recipe::Recipe;
 use burn_peft::train::{TrainOptions, train_on_devices};
 
@@ -40,30 +40,22 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     // The flags override the recipe's [distributed] table, after any --set.
     overrides.extend(args.launch.overrides());
     let recipe = Recipe::load(args.config.as_deref(), &overrides)?;
-    if !recipe.run.devices.is_empty() {
-        let devices = recipe
-            .run
-            .devices
-            .iter()
-            .map(|d| d.parse())
-            .collect::<burn_peft::Result<Vec<DeviceKind>>>()?;
-        return run_on_devices(&devices, Job { recipe, args })?;
-    }
-    let device: DeviceKind = recipe.run.device.parse()?;
-    run_on(device, Job { recipe, args })?
+    // `run.devices` (one replica each) when set, else `run.device`.
+    let names = if recipe.run.devices.is_empty() {
+        std::slice::from_ref(&recipe.run.device)
+    } else {
+        recipe.run.devices.as_slice()
+    };
+    let devices = names
+        .iter()
+        .map(|d| d.parse())
+        .collect::<burn_peft::Result<Vec<DeviceKind>>>()?;
+    run_on_devices(&devices, Job { recipe, args })?
 }
 
 struct Job {
     recipe: Recipe,
     args: TrainArgs,
-}
-
-impl BackendJob for Job {
-    type Output = anyhow::Result<()>;
-
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<()> {
-        DevicesJob::run::<B>(self, vec![device])
-    }
 }
 
 impl DevicesJob for Job {

@@ -86,30 +86,26 @@ impl ProcessGroup {
         let mut sent = 0u64;
         let mut incoming = Vec::new();
         let mut outgoing = Vec::new();
-        // Reduce-scatter: after step s, chunk (rank - s - 1) holds s + 2 ranks' sum.
-        for step in 0..world - 1 {
-            let send = bounds((rank + world - step) % world);
-            let recv = bounds((rank + 2 * world - step - 1) % world);
-            encode(&data[send], &mut outgoing);
-            exchange(next, prev, &outgoing, &mut incoming)?;
-            sent += outgoing.len() as u64;
-            let target = &mut data[recv];
-            check_length(prev, &incoming, target.len())?;
-            for (value, bytes) in target.iter_mut().zip(incoming.chunks_exact(4)) {
-                *value += f32::from_le_bytes(bytes.try_into().expect("4 bytes"));
-            }
-        }
-        // All-gather: rank r starts with the complete chunk r + 1.
-        for step in 0..world - 1 {
-            let send = bounds((rank + 1 + world - step) % world);
-            let recv = bounds((rank + world - step) % world);
-            encode(&data[send], &mut outgoing);
-            exchange(next, prev, &outgoing, &mut incoming)?;
-            sent += outgoing.len() as u64;
-            let target = &mut data[recv];
-            check_length(prev, &incoming, target.len())?;
-            for (value, bytes) in target.iter_mut().zip(incoming.chunks_exact(4)) {
-                *value = f32::from_le_bytes(bytes.try_into().expect("4 bytes"));
+        // Reduce-scatter (received chunks added: after step s, chunk rank - s - 1 holds s + 2
+        // ranks' sum), then all-gather (received chunks kept: rank r starts with the complete
+        // chunk r + 1). In both, step s sends chunk rank + shift - s and receives the one before.
+        let reduce_scatter: (usize, fn(&mut f32, f32)) = (0, |value, x| *value += x);
+        let all_gather: (usize, fn(&mut f32, f32)) = (1, |value, x| *value = x);
+        for (shift, combine) in [reduce_scatter, all_gather] {
+            for step in 0..world - 1 {
+                let send = bounds((rank + shift + world - step) % world);
+                let recv = bounds((rank + shift + 2 * world - step - 1) % world);
+                encode(&data[send], &mut outgoing);
+                exchange(next, prev, &outgoing, &mut incoming)?;
+                sent += outgoing.len() as u64;
+                let target = &mut data[recv];
+                check_length(prev, &incoming, target.len())?;
+                for (value, bytes) in target.iter_mut().zip(incoming.chunks_exact(4)) {
+                    combine(
+                        value,
+                        f32::from_le_bytes(bytes.try_into().expect("4 bytes")),
+                    );
+                }
             }
         }
         self.stats.calls += 1;

@@ -162,9 +162,9 @@ impl DataParallel {
         let scratch = Scratch::new()?;
         let folder = RunFolder::at(&scratch.0);
         let packed = if self.is_root() {
-            folder.write_checkpoint(step, &model, &optimizer)?;
-            let checkpoint = folder.latest_checkpoint()?.expect("just written");
-            checkpoint.to_bytes()?
+            folder
+                .write_checkpoint(step, &model, &optimizer)?
+                .to_bytes()?
         } else {
             Vec::new()
         };
@@ -172,8 +172,9 @@ impl DataParallel {
         if self.is_root() {
             return Ok((model, optimizer, step));
         }
-        folder.import_checkpoint(&packed, "the state rank 0 sent")?;
-        folder.restore_latest(model, optimizer, device)
+        folder
+            .import_checkpoint(&packed, "the state rank 0 sent")?
+            .restore(model, optimizer, device)
     }
 }
 

@@ -77,6 +77,34 @@ impl CheckpointDir {
         self.dir.join(OPTIMIZER)
     }
 
+    /// Restores this checkpoint into `model` (built as the run built it) and `optimizer`;
+    /// returns them and the checkpoint's step.
+    pub fn restore<B, M, O>(
+        &self,
+        model: M,
+        optimizer: O,
+        device: &B::Device,
+    ) -> Result<(M, O, usize)>
+    where
+        B: AutodiffBackend,
+        M: AutodiffModule<B>,
+        O: Optimizer<M, B>,
+    {
+        let model = load_trainable(model, &self.trainable())?;
+        let path = self.optimizer();
+        let bytes = std::fs::read(&path).map_err(|source| Error::Io {
+            path: path.clone(),
+            cause: source,
+        })?;
+        let record = BinBytesRecorder::<FullPrecisionSettings>::default()
+            .load(bytes, device)
+            .map_err(|e| Error::BadFile {
+                path,
+                message: format!("{e}"),
+            })?;
+        Ok((model, optimizer.load_record(record), self.step))
+    }
+
     /// The checkpoint's files in one buffer ([`RunFolder::import_checkpoint`] writes them back):
     /// how rank 0 of a data-parallel run hands its state to the other ranks.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
@@ -207,8 +235,13 @@ impl RunFolder {
     }
 
     /// Writes the checkpoint of `step`: the trainable tensors of `model`, the optimizer's state
-    /// and, last, `state.json`, in a temporary folder published by one rename.
-    pub fn write_checkpoint<B, M, O>(&self, step: usize, model: &M, optimizer: &O) -> Result<()>
+    /// and, last, `state.json`, in a temporary folder published by one rename; returns it.
+    pub fn write_checkpoint<B, M, O>(
+        &self,
+        step: usize,
+        model: &M,
+        optimizer: &O,
+    ) -> Result<CheckpointDir>
     where
         B: AutodiffBackend,
         M: AutodiffModule<B>,
@@ -238,7 +271,11 @@ impl RunFolder {
         crate::io::write_atomic(&tmp.join(STATE), state.as_bytes())?;
         // The rename publishes the checkpoint whole; a crash before it leaves only the temp dir.
         let _ = std::fs::remove_dir_all(&final_dir);
-        std::fs::rename(&tmp, &final_dir).map_err(io(&final_dir))
+        std::fs::rename(&tmp, &final_dir).map_err(io(&final_dir))?;
+        Ok(CheckpointDir {
+            step,
+            dir: final_dir,
+        })
     }
 
     /// Writes a checkpoint packed by [`CheckpointDir::to_bytes`] into this folder (`origin`
@@ -281,21 +318,9 @@ impl RunFolder {
         M: AutodiffModule<B>,
         O: Optimizer<M, B>,
     {
-        let Some(checkpoint) = self.latest_checkpoint()? else {
-            return Ok((model, optimizer, 0));
-        };
-        let model = load_trainable(model, &checkpoint.trainable())?;
-        let path = checkpoint.optimizer();
-        let bytes = std::fs::read(&path).map_err(|source| Error::Io {
-            path: path.clone(),
-            cause: source,
-        })?;
-        let record = BinBytesRecorder::<FullPrecisionSettings>::default()
-            .load(bytes, device)
-            .map_err(|e| Error::BadFile {
-                path,
-                message: format!("{e}"),
-            })?;
-        Ok((model, optimizer.load_record(record), checkpoint.step))
+        match self.latest_checkpoint()? {
+            Some(checkpoint) => checkpoint.restore(model, optimizer, device),
+            None => Ok((model, optimizer, 0)),
+        }
     }
 }

@@ -115,6 +115,26 @@ fn assert_same_losses(one: &Path, two: &Path) {
     }
 }
 
+/// The runs of `one` and `two` logged the same losses (1e-4 relative) and saved the same
+/// adapter (1e-5); their folders are removed.
+fn assert_same_runs(one: &Recipe, two: &Recipe) {
+    let (a, b) = (&one.run.output_dir, &two.run.output_dir);
+    assert_same_losses(a, b);
+    assert_same_adapters(a, b, 1e-5);
+    std::fs::remove_dir_all(a).unwrap();
+    std::fs::remove_dir_all(b).unwrap();
+}
+
+/// The quick recipe with `extra`, trained by one process and by two (`--nnodes 2`), gives the
+/// same run.
+fn two_processes_train_as_one(tag: &str, extra: &[&str]) {
+    let one = quick_recipe(&format!("{tag}-one"), extra);
+    let two = quick_recipe(&format!("{tag}-two"), extra);
+    single_process(&one);
+    train_two_processes(&two, &[]);
+    assert_same_runs(&one, &two);
+}
+
 /// The default recipe (stories260K, SORSA r16 on all linears, batch 8, γ = 4e-4), shortened:
 /// two processes of four examples each against one process of eight.
 #[test]
@@ -135,12 +155,10 @@ fn two_processes_train_the_default_recipe_as_one_does() {
     let (one, two) = (recipe("dp-default-one"), recipe("dp-default-two"));
     single_process(&one);
     train_two_processes(&two, &[]);
-    let (a, b) = (&one.run.output_dir, &two.run.output_dir);
-    assert_same_losses(a, b);
-    assert_same_adapters(a, b, 1e-5);
     // Rank 0 alone wrote the run folder, and says how large its world was.
+    let summary = two.run.output_dir.join("summary.json");
     let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(b.join("summary.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(summary).unwrap()).unwrap();
     assert_eq!(summary["distributed"]["world_size"], 2);
     assert!(
         summary["distributed"]["all_reduced_bytes_per_step"]
@@ -148,8 +166,7 @@ fn two_processes_train_the_default_recipe_as_one_does() {
             .unwrap()
             > 0
     );
-    std::fs::remove_dir_all(a).unwrap();
-    std::fs::remove_dir_all(b).unwrap();
+    assert_same_runs(&one, &two);
 }
 
 /// Uneven shards (5 examples over 2 ranks, so 3 and 2 with different target counts) and 3
@@ -157,39 +174,23 @@ fn two_processes_train_the_default_recipe_as_one_does() {
 /// weighted by the targets of the whole micro-batch.
 #[test]
 fn uneven_shards_and_accumulation_keep_the_single_process_math() {
-    let extra = [
-        "optim.batch_size=5",
-        "optim.grad_accumulation=3",
-        "optim.max_steps=4",
-    ];
-    let (one, two) = (
-        quick_recipe("dp-uneven-one", &extra),
-        quick_recipe("dp-uneven-two", &extra),
+    two_processes_train_as_one(
+        "dp-uneven",
+        &[
+            "optim.batch_size=5",
+            "optim.grad_accumulation=3",
+            "optim.max_steps=4",
+        ],
     );
-    single_process(&one);
-    train_two_processes(&two, &[]);
-    let (a, b) = (&one.run.output_dir, &two.run.output_dir);
-    assert_same_losses(a, b);
-    assert_same_adapters(a, b, 1e-5);
-    std::fs::remove_dir_all(a).unwrap();
-    std::fs::remove_dir_all(b).unwrap();
 }
 
 /// 4 accumulated micro-batches on 2 ranks: each rank trains 2 of them whole.
 #[test]
 fn accumulated_micro_batches_are_dealt_whole_to_the_ranks() {
-    let extra = ["optim.grad_accumulation=4", "optim.max_steps=3"];
-    let (one, two) = (
-        quick_recipe("dp-dealt-one", &extra),
-        quick_recipe("dp-dealt-two", &extra),
+    two_processes_train_as_one(
+        "dp-dealt",
+        &["optim.grad_accumulation=4", "optim.max_steps=3"],
     );
-    single_process(&one);
-    train_two_processes(&two, &[]);
-    let (a, b) = (&one.run.output_dir, &two.run.output_dir);
-    assert_same_losses(a, b);
-    assert_same_adapters(a, b, 1e-5);
-    std::fs::remove_dir_all(a).unwrap();
-    std::fs::remove_dir_all(b).unwrap();
 }
 
 /// `run.devices = ["cpu", "cpu"]`: two replicas in threads of one process (this machine has
@@ -210,11 +211,7 @@ fn two_replicas_in_one_process_train_as_one_does() {
     };
     let summary = train_on_devices::<Train>(&two, &[device(), device()], &quiet).unwrap();
     assert_eq!(summary.distributed.map(|d| d.world_size), Some(2));
-    let (a, b) = (&one.run.output_dir, &two.run.output_dir);
-    assert_same_losses(a, b);
-    assert_same_adapters(a, b, 1e-5);
-    std::fs::remove_dir_all(a).unwrap();
-    std::fs::remove_dir_all(b).unwrap();
+    assert_same_runs(&one, &two);
 }
 
 /// `kill -9` of rank 1 mid-run: rank 0 stops within 60 s naming rank 1, its last checkpoint
