@@ -24,6 +24,8 @@ mod parity;
 mod peft_adapter;
 #[path = "decoder/precision.rs"]
 mod precision;
+#[path = "decoder/rwkv6.rs"]
+mod rwkv6;
 #[path = "decoder/sliding_window.rs"]
 mod sliding_window;
 #[path = "decoder/sliding_window_config.rs"]

@@ -41,7 +41,7 @@ pub fn predict<B: Backend>(
     let limits = check_model(model, num_outputs)?;
     let tokenizer = crate::model::tokenizer::TextTokenizer::load(tokenizer)?;
     let file = tokenizer.path().to_path_buf();
-    let tokenizer = tokenizer.hf();
+    let tokenizer = tokenizer.hf()?;
     let encoder = PairEncoder::new(tokenizer, max_length.min(limits.max_length))?;
     let encoded = encoder.tokenize_all(examples)?;
     for (i, e) in encoded.iter().enumerate() {

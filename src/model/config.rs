@@ -17,10 +17,11 @@ pub enum ModelType {
     Gemma,
     Bert,
     Roberta,
+    Rwkv6,
 }
 
 impl ModelType {
-    pub const SUPPORTED: &'static str = "llama, mistral, qwen2, gemma, bert, roberta";
+    pub const SUPPORTED: &'static str = "llama, mistral, qwen2, gemma, bert, roberta, rwkv6";
 
     pub fn from_name(name: &str) -> Option<Self> {
         Some(match name {
@@ -30,6 +31,7 @@ impl ModelType {
             "gemma" => ModelType::Gemma,
             "bert" => ModelType::Bert,
             "roberta" => ModelType::Roberta,
+            "rwkv6" => ModelType::Rwkv6,
             _ => return None,
         })
     }
@@ -43,14 +45,21 @@ impl ModelType {
             ModelType::Gemma => "Gemma",
             ModelType::Bert => "Bert",
             ModelType::Roberta => "Roberta",
+            ModelType::Rwkv6 => "Rwkv6",
         }
     }
 
+    /// A Llama-family transformer decoder ([`super::decoder::Decoder`]).
     pub fn is_decoder(self) -> bool {
         matches!(
             self,
             ModelType::Llama | ModelType::Mistral | ModelType::Qwen2 | ModelType::Gemma
         )
+    }
+
+    /// A causal language model: a decoder or RWKV6.
+    pub fn is_causal_lm(self) -> bool {
+        self.is_decoder() || self == ModelType::Rwkv6
     }
 }
 

@@ -1,4 +1,5 @@
-//! Batched generation with a KV cache: left-padded prompts prefilled together, greedy or
+//! Batched generation with a KV cache or a recurrent state ([`LanguageModel`]): left-padded
+//! prompts prefilled together, greedy or
 //! temperature / top-p sampling on the device, stopping at EOS or after `max_new_tokens`. Each
 //! step moves only the new token ids to the host.
 
@@ -6,7 +7,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Int, Tensor, TensorData, backend::Backend};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
-use super::decoder::{Decoder, KvCache};
+use super::language_model::LanguageModel;
 use crate::{Error, Result};
 
 /// How to generate.
@@ -42,8 +43,8 @@ impl Default for GenerationOptions {
 
 /// Generates a continuation for each prompt; returns the new tokens of each (with the EOS that
 /// ended it, if any).
-pub fn generate<B: Backend>(
-    model: &Decoder<B>,
+pub fn generate<B: Backend, M: LanguageModel<B>>(
+    model: &M,
     prompts: &[Vec<u32>],
     options: &GenerationOptions,
 ) -> Result<Vec<Vec<u32>>> {
@@ -58,7 +59,7 @@ pub fn generate<B: Backend>(
         ));
     }
     // An id past the vocabulary would fail inside the embedding lookup.
-    let vocab = model.config.vocab_size;
+    let vocab = model.vocab_size();
     if let Some((i, id)) = prompts
         .iter()
         .enumerate()
@@ -90,7 +91,7 @@ pub fn generate<B: Backend>(
             "temperature must be >= 0 and top_p in (0, 1]",
         ));
     }
-    let device = model.embed_tokens.weight.device();
+    let device = model.device();
     let batch = prompts.len();
     let width = prompts.iter().map(Vec::len).max().unwrap_or(0);
     let capacity = width + options.max_new_tokens;
@@ -118,9 +119,7 @@ pub fn generate<B: Backend>(
     let mut step_positions = int(positions, [batch, width]);
 
     let mut draws = UniformDraws::new(options.seed);
-    let mut cache = options
-        .use_cache
-        .then(|| KvCache::new(model.layers.len(), capacity));
+    let mut cache = options.use_cache.then(|| model.new_cache(batch, capacity));
     // Without a cache every step re-runs the whole sequence so far.
     let mut sequence: Option<(Tensor<B, 2, Int>, Tensor<B, 2, Int>)> = None;
     let mut outputs: Vec<Vec<u32>> = vec![Vec::new(); batch];
@@ -133,11 +132,7 @@ pub fn generate<B: Backend>(
         };
         let total = width + step;
         let mask = key_mask.clone().slice([0..batch, 0..total]);
-        let hidden = model.hidden_states(ids, Some(mask), pos, cache.as_mut());
-        let [b, s, h] = hidden.dims();
-        let logits = model
-            .lm_logits(hidden.slice([0..b, s - 1..s, 0..h]))
-            .reshape([b, model.config.vocab_size]);
+        let logits = model.next_logits(ids, mask, pos, cache.as_mut());
         let uniform = (options.temperature > 0.0).then(|| {
             Tensor::<B, 1>::from_data(TensorData::new(draws.next(batch), [batch]), &device)
         });

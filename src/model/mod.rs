@@ -10,6 +10,7 @@ pub mod encoder;
 pub mod generate;
 pub mod inject;
 pub mod kv_cache;
+pub mod language_model;
 pub mod lean_backward;
 pub mod linear;
 pub mod llama2c;
@@ -17,12 +18,16 @@ pub mod loss;
 pub mod norm;
 pub mod precision;
 pub mod rope;
+pub mod rwkv6;
 pub mod skeleton;
 pub mod source;
 pub mod tokenizer;
+pub mod wkv;
+pub mod world_tokenizer;
 
 pub use config::{HfConfig, ModelType};
 pub use inject::{Injection, inject_adapters, merge_adapters};
+pub use language_model::LanguageModel;
 pub use linear::PeftLinear;
 pub use precision::Precision;
 

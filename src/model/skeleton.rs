@@ -15,6 +15,7 @@ use super::config::{GenerationConfig, HfConfig, ModelType};
 use super::decoder::DecoderConfig;
 use super::encoder::EncoderConfig;
 use super::precision::named_dtype;
+use super::rwkv6::Rwkv6Config;
 use crate::adapter::Targets;
 use crate::{Error, Result};
 
@@ -101,6 +102,17 @@ impl ModelSkeleton {
         let skeleton = if hf.model_type.is_decoder() {
             let config = DecoderConfig::from_hf(hf, &GenerationConfig::default())?;
             Self::decoder(&config, &hf.path, head)
+        } else if hf.model_type == ModelType::Rwkv6 {
+            if let HeadSpec::Classifier { .. } = head {
+                return Err(Error::invalid(
+                    "data.task",
+                    hf.path.display(),
+                    "RWKV6 trains as a causal LM here; sequence classification is for the \
+                     decoders and encoders",
+                ));
+            }
+            let config = Rwkv6Config::from_hf(hf, &GenerationConfig::default())?;
+            Self::rwkv6(&config, &hf.path)
         } else {
             let config = EncoderConfig::from_hf(hf)?;
             Self::encoder(&config, &hf.path, head)?
@@ -181,6 +193,85 @@ impl ModelSkeleton {
             dtype: None,
             num_labels,
             max_positions: c.max_position_embeddings,
+            linears,
+            others,
+        }
+    }
+
+    /// An RWKV6 causal LM, as [`Rwkv6::from_checkpoint`](super::rwkv6::Rwkv6) builds it (the
+    /// released models' lerp and decay ranks).
+    pub fn rwkv6(c: &Rwkv6Config, config_path: &Path) -> Self {
+        let (h, a, f) = (c.hidden_size, c.attention_hidden_size, c.intermediate_size);
+        let mut linears = Vec::new();
+        let mut others = vec![OtherParam {
+            module: "rwkv.embeddings".into(),
+            params: c.vocab_size * h,
+        }];
+        let linear = |name: String, out_features, in_features, is_head| LinearShape {
+            name,
+            out_features,
+            in_features,
+            bias: false,
+            is_head,
+        };
+        for l in 0..c.num_layers {
+            let p = format!("rwkv.blocks.{l}");
+            for (part, out_features, in_features) in [
+                ("attention.receptance", a, h),
+                ("attention.key", a, h),
+                ("attention.value", a, h),
+                ("attention.gate", a, h),
+                ("attention.output", h, a),
+                ("feed_forward.key", f, h),
+                ("feed_forward.receptance", h, h),
+                ("feed_forward.value", h, f),
+            ] {
+                linears.push(linear(
+                    format!("{p}.{part}"),
+                    out_features,
+                    in_features,
+                    false,
+                ));
+            }
+            let mut norms = vec!["ln1", "ln2"];
+            if l == 0 {
+                norms.insert(0, "pre_ln");
+            }
+            for norm in norms {
+                others.push(OtherParam {
+                    module: format!("{p}.{norm}"),
+                    params: 2 * h,
+                });
+            }
+            // The time mix's own parameters (`time_*`, `ln_x`) and the channel mix's lerps.
+            let linear_params = 4 * a * h + h * a + f * h + h * h + h * f;
+            let feed_forward_lerps = 2 * h;
+            others.push(OtherParam {
+                module: format!("{p}.attention"),
+                params: c.block_parameters() - linear_params - 4 * h - feed_forward_lerps,
+            });
+            others.push(OtherParam {
+                module: format!("{p}.feed_forward"),
+                params: feed_forward_lerps,
+            });
+        }
+        others.push(OtherParam {
+            module: "rwkv.ln_out".into(),
+            params: 2 * h,
+        });
+        linears.push(linear("head".into(), c.vocab_size, h, true));
+        Self {
+            config_path: config_path.to_path_buf(),
+            model_type: ModelType::Rwkv6,
+            num_layers: c.num_layers,
+            hidden_size: h,
+            intermediate_size: f,
+            num_heads: c.heads(),
+            vocab_size: c.vocab_size,
+            dtype: None,
+            num_labels: None,
+            // A recurrent model has no position table.
+            max_positions: usize::MAX,
             linears,
             others,
         }
@@ -318,6 +409,10 @@ impl ModelSkeleton {
     /// PEFT's default `target_modules` for the architecture (what the loaders use when a recipe
     /// names none).
     pub fn default_targets(&self) -> Targets {
+        if self.model_type == ModelType::Rwkv6 {
+            // SORSA's `--rwkv`: every linear layer of the blocks.
+            return Targets::Pattern(crate::adapter::targets::ALL_LINEAR.to_string());
+        }
         let names: &[&str] = if self.model_type.is_decoder() {
             &["q_proj", "v_proj"]
         } else {

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::chat_template::ChatTemplate;
 use super::source::ModelSource;
+use super::world_tokenizer::{self, WorldTokenizer};
 use crate::{Error, Result};
 
 /// Each token's byte range `(start, end)` in the encoded text.
@@ -15,7 +16,7 @@ pub type Offsets = Vec<(usize, usize)>;
 
 /// A tokenizer with its special tokens.
 pub struct TextTokenizer {
-    inner: tokenizers::Tokenizer,
+    inner: Engine,
     path: PathBuf,
     pub bos_token_id: Option<u32>,
     pub eos_token_id: Option<u32>,
@@ -24,6 +25,12 @@ pub struct TextTokenizer {
     special_tokens: BTreeMap<String, String>,
     /// Chat template sources, compiled when asked for.
     chat_templates: Vec<ChatTemplateSource>,
+}
+
+/// What turns text into ids: an HF `tokenizer.json`, or RWKV's World vocabulary.
+enum Engine {
+    Hf(tokenizers::Tokenizer),
+    World(WorldTokenizer),
 }
 
 /// A chat template as found on disk.
@@ -97,8 +104,20 @@ impl TextTokenizer {
     }
 
     /// Loads `tokenizer.json` (and `tokenizer_config.json` when present) from a model folder,
-    /// or a `tokenizer.json` path directly.
+    /// or a `tokenizer.json` path directly; RWKV's World vocabulary
+    /// (`rwkv_vocab_v20230424.txt`, in a folder without `tokenizer.json`, or named directly).
     pub fn load(path: &Path) -> Result<Self> {
+        let world = if path.is_dir() {
+            let vocab = path.join(world_tokenizer::VOCAB_FILE);
+            (!path.join("tokenizer.json").is_file() && vocab.is_file()).then_some(vocab)
+        } else {
+            path.extension()
+                .is_some_and(|e| e == "txt")
+                .then(|| path.to_path_buf())
+        };
+        if let Some(vocab) = world {
+            return Self::load_world(&vocab);
+        }
         let (file, dir) = if path.is_dir() {
             (path.join("tokenizer.json"), path.to_path_buf())
         } else {
@@ -177,8 +196,22 @@ impl TextTokenizer {
             pad_token_id: id(&config.pad_token),
             special_tokens,
             chat_templates,
-            inner,
+            inner: Engine::Hf(inner),
             path: file,
+        })
+    }
+
+    /// RWKV's World tokenizer from its vocabulary file: no BOS (the `rwkv` package adds
+    /// none), token 0 ends a text and pads, no chat template.
+    fn load_world(vocab: &Path) -> Result<Self> {
+        Ok(Self {
+            inner: Engine::World(WorldTokenizer::load(vocab)?),
+            path: vocab.to_path_buf(),
+            bos_token_id: None,
+            eos_token_id: Some(0),
+            pad_token_id: Some(0),
+            special_tokens: BTreeMap::new(),
+            chat_templates: Vec::new(),
         })
     }
 
@@ -246,25 +279,27 @@ impl TextTokenizer {
 
     /// Token ids of `text` and each token's byte range in `text`.
     pub fn encode_with_offsets(&self, text: &str, special: bool) -> Result<(Vec<u32>, Offsets)> {
-        let encoding = self
-            .inner
-            .encode(text, special)
-            .map_err(|e| Error::BadFile {
-                path: self.path.clone(),
-                message: format!("cannot encode text: {e}"),
-            })?;
+        let inner = match &self.inner {
+            Engine::Hf(inner) => inner,
+            Engine::World(world) => return Ok(world.encode_with_offsets(text)),
+        };
+        let encoding = inner.encode(text, special).map_err(|e| Error::BadFile {
+            path: self.path.clone(),
+            message: format!("cannot encode text: {e}"),
+        })?;
         Ok((encoding.get_ids().to_vec(), encoding.get_offsets().to_vec()))
     }
 
     /// Token ids of `text`; `special` adds what the tokenizer's post-processor adds (BOS).
     pub fn encode(&self, text: &str, special: bool) -> Result<Vec<u32>> {
-        let encoding = self
-            .inner
-            .encode(text, special)
-            .map_err(|e| Error::BadFile {
-                path: self.path.clone(),
-                message: format!("cannot encode text: {e}"),
-            })?;
+        let inner = match &self.inner {
+            Engine::Hf(inner) => inner,
+            Engine::World(world) => return Ok(world.encode_with_offsets(text).0),
+        };
+        let encoding = inner.encode(text, special).map_err(|e| Error::BadFile {
+            path: self.path.clone(),
+            message: format!("cannot encode text: {e}"),
+        })?;
         Ok(encoding.get_ids().to_vec())
     }
 
@@ -282,7 +317,11 @@ impl TextTokenizer {
 
     /// Text of `ids`, special tokens skipped.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.inner.decode(ids, true).map_err(|e| Error::BadFile {
+        let inner = match &self.inner {
+            Engine::Hf(inner) => inner,
+            Engine::World(world) => return Ok(world.decode(ids)),
+        };
+        inner.decode(ids, true).map_err(|e| Error::BadFile {
             path: self.path.clone(),
             message: format!("cannot decode ids: {e}"),
         })
@@ -293,12 +332,24 @@ impl TextTokenizer {
         &self.path
     }
 
-    /// The underlying HF tokenizer (pair templates for classification).
-    pub fn hf(&self) -> &tokenizers::Tokenizer {
-        &self.inner
+    /// The underlying HF tokenizer (pair templates for classification); an error for the World
+    /// tokenizer, which has none.
+    pub fn hf(&self) -> Result<&tokenizers::Tokenizer> {
+        match &self.inner {
+            Engine::Hf(inner) => Ok(inner),
+            Engine::World(_) => Err(Error::BadFile {
+                path: self.path.clone(),
+                message: "RWKV's World tokenizer has no sentence-pair template; classification \
+                          needs an HF tokenizer.json"
+                    .into(),
+            }),
+        }
     }
 
     pub fn vocab_size(&self) -> usize {
-        self.inner.get_vocab_size(true)
+        match &self.inner {
+            Engine::Hf(inner) => inner.get_vocab_size(true),
+            Engine::World(world) => world.vocab_size(),
+        }
     }
 }

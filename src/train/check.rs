@@ -80,7 +80,14 @@ pub fn check_recipe(recipe: &Recipe, model_config: Option<&Path>) -> Result<Chec
         None => HeadSpec::FromConfig,
     };
     let skeleton = ModelSkeleton::read(config_source, head)?;
-    if task.is_none() && !skeleton.model_type.is_decoder() {
+    if skeleton.model_type == ModelType::Rwkv6 && recipe.model.gradient_checkpointing {
+        return Err(Error::invalid(
+            "model.gradient_checkpointing",
+            "true",
+            "RWKV6 trains without per-layer recomputation here (the decoders have it)",
+        ));
+    }
+    if task.is_none() && !skeleton.model_type.is_causal_lm() {
         return Err(Error::invalid(
             "data.task",
             "unset",
@@ -296,7 +303,7 @@ fn trained_owners(skeleton: &ModelSkeleton, entries: &[String]) -> Vec<(String, 
 /// Input lengths against the model's position table.
 fn check_lengths(recipe: &Recipe, skeleton: &ModelSkeleton) -> Result<()> {
     let d = &recipe.data;
-    if !skeleton.model_type.is_decoder() && d.max_prompt_length > skeleton.max_positions {
+    if !skeleton.model_type.is_causal_lm() && d.max_prompt_length > skeleton.max_positions {
         return Err(Error::invalid(
             "data.max_prompt_length",
             d.max_prompt_length,

@@ -354,7 +354,7 @@ where
         None => split_held_out(rows, HeldOut::Count(d.eval_rows), recipe.run.seed)?,
     };
     let train_rows = seeded_subset(train_rows, d.limit, recipe.run.seed);
-    let encoder = PairEncoder::new(tokenizer.hf(), d.max_prompt_length)?;
+    let encoder = PairEncoder::new(tokenizer.hf()?, d.max_prompt_length)?;
     let train_set = encoder.tokenize_all(&train_rows)?;
     let eval_set = encoder.tokenize_all(&eval_rows)?;
     let all: Vec<ClassificationExample> = train_set.iter().chain(&eval_set).cloned().collect();

@@ -31,9 +31,9 @@ use super::recipe::Recipe;
 use crate::Result;
 use crate::backend::DeviceKind;
 use crate::data::{GlueTask, load_glue_with, load_training_rows};
-use crate::model::Precision;
 use crate::model::decoder::HEAD_CHUNK_ELEMENTS;
 use crate::model::precision::dtype_name;
+use crate::model::{ModelType, Precision};
 
 /// Where the activation coefficients come from.
 pub const COEFFICIENTS_SOURCE: &str = "counted from the tensors the training graph keeps, \
@@ -158,8 +158,15 @@ impl MemoryPlan {
 
         let c = ActivationCoefficients::for_dtype(base_dtype);
         let adapted_per_layer = check.adapted.len() as f64 / s.num_layers.max(1) as f64;
-        // The attention scores of one layer (`heads × seq` per token).
-        let scores = tokens * c.score * (s.num_heads * seq) as f64;
+        let rwkv = s.model_type == ModelType::Rwkv6;
+        // The attention scores of one layer (`heads × seq` per token). RWKV6 has none; its
+        // chunked WKV keeps the pairwise decays of each chunk instead: the exponent, its exp
+        // and the r ⊗ k product, f32 `[chunk, attention]` per token.
+        let scores = if rwkv {
+            tokens * 12.0 * (crate::model::wkv::CHUNK * s.hidden_size) as f64
+        } else {
+            tokens * c.score * (s.num_heads * seq) as f64
+        };
         let layer = scores
             + tokens
                 * (c.hidden * s.hidden_size as f64
@@ -208,7 +215,13 @@ impl MemoryPlan {
             // its scores.
             s.num_layers as f64 * layer + scores + head
         };
-        if !s.model_type.is_decoder() {
+        if rwkv {
+            notes.push(
+                "RWKV6 activations: the decoder model with the chunked WKV's pairwise decays in \
+                 place of attention scores (not measured)"
+                    .into(),
+            );
+        } else if !s.model_type.is_decoder() {
             notes.push(
                 "encoder activations use the decoder model (not measured on encoders)".into(),
             );

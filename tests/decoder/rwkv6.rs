@@ -1,0 +1,246 @@
+//! RWKV6 (`tests/fixtures/tiny-rwkv6`, made by its `make.py`): logits, the recurrent state and
+//! greedy tokens against BlinkDL's `rwkv` package; the World tokenizer against the package's
+//! `TRIE_TOKENIZER`; the chunked WKV against the step-by-step recurrence (values and
+//! gradients); the block's gradients against central differences.
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Distribution, ElementConversion, Int, Tensor};
+use burn_peft::backend::{Cpu, Train};
+use burn_peft::model::generate::{GenerationOptions, generate};
+use burn_peft::model::rwkv6::Rwkv6;
+use burn_peft::model::tokenizer::TextTokenizer;
+use burn_peft::model::wkv::{WkvInputs, wkv6_chunked, wkv6_recurrent};
+use burn_peft::model::{LanguageModel, Precision};
+
+use super::common::*;
+
+fn load<Bk: Backend>(device: &Bk::Device) -> Rwkv6<Bk> {
+    let (model, report) =
+        Rwkv6::<Bk>::load_as(&fixture("tiny-rwkv6/hf"), Precision::Auto, device).unwrap();
+    assert!(report.unused.is_empty(), "unused {:?}", report.unused);
+    model
+}
+
+fn logits_match_the_rwkv_package<Bk: Backend>(device: &Bk::Device) {
+    let model = load::<Bk>(device);
+    let reference = Reference::open("tiny-rwkv6");
+    let ids = reference.ints_on::<Bk>("input_ids", device);
+    let want = reference.floats_on::<Bk, 3>("logits", device);
+    let logits = model.forward(ids.clone(), None);
+    let err = max_abs_diff(logits.clone(), want.clone());
+    assert!(err < 1e-4, "logits differ by {err:e}");
+
+    // Two chunks, the second from the first's state (as the package's `logits_chunked`).
+    let [b, t] = ids.dims();
+    let h = t / 3;
+    let (first, state) = model.forward_with_state(ids.clone().slice([0..b, 0..h]), None, None);
+    let (second, _) = model.forward_with_state(ids.clone().slice([0..b, h..t]), None, Some(state));
+    let chunked = Tensor::cat(vec![first, second], 1);
+    let err = max_abs_diff(chunked.clone(), logits);
+    assert!(
+        err < 1e-5,
+        "two chunks differ from the whole sequence by {err:e}"
+    );
+    let err = max_abs_diff(
+        chunked,
+        reference.floats_on::<Bk, 3>("logits_chunked", device),
+    );
+    assert!(
+        err < 1e-4,
+        "two chunks differ from the package's by {err:e}"
+    );
+
+    // Right padding changes nothing before it.
+    let padded = Tensor::cat(vec![ids.clone(), ids.clone().slice([0..b, 0..5])], 1);
+    let mask = Tensor::cat(
+        vec![
+            Tensor::<Bk, 2, Int>::ones([b, t], device),
+            Tensor::zeros([b, 5], device),
+        ],
+        1,
+    );
+    let logits = model
+        .forward(padded, Some(mask))
+        .slice([0..b, 0..t, 0..512]);
+    let err = max_abs_diff(logits, want);
+    assert!(err < 1e-5, "right padding moved the logits by {err:e}");
+}
+
+fn greedy_tokens_match_the_rwkv_package<Bk: Backend>(device: &Bk::Device) {
+    let model = load::<Bk>(device);
+    let reference = Reference::open("tiny-rwkv6");
+    let prompt = reference.ids("greedy_prompt");
+    let expected = reference.ids("greedy_tokens");
+    let options = GenerationOptions {
+        max_new_tokens: expected.len(),
+        ..GenerationOptions::default()
+    };
+    let new = generate(&model, std::slice::from_ref(&prompt), &options).unwrap();
+    assert_eq!(new[0], expected, "through the state");
+    let uncached = GenerationOptions {
+        use_cache: false,
+        ..options.clone()
+    };
+    let new = generate(&model, std::slice::from_ref(&prompt), &uncached).unwrap();
+    assert_eq!(new[0], expected, "whole sequence each step");
+    // Batched prompts of different lengths (left padding kept out of the state) give each
+    // prompt's own tokens.
+    let short = prompt[3..].to_vec();
+    let alone = generate(&model, std::slice::from_ref(&short), &options).unwrap();
+    let batch = generate(&model, &[short, prompt], &options).unwrap();
+    assert_eq!(batch[0], alone[0], "short prompt in a batch");
+    assert_eq!(batch[1], expected, "long prompt in a batch");
+}
+
+backend_tests!(
+    logits_match_the_rwkv_package,
+    greedy_tokens_match_the_rwkv_package
+);
+
+#[test]
+fn hf_folder_loads_with_the_released_ranks() {
+    let device = device();
+    let model = load::<B>(&device);
+    assert_eq!(model.architecture(), "rwkv6");
+    assert_eq!(model.max_positions(), None);
+    assert_eq!(model.blocks.len(), 2);
+    assert_eq!(model.config.mix_rank, 32);
+    assert_eq!(model.config.decay_rank, 64);
+}
+
+#[test]
+fn world_tokenizer_gives_the_package_ids_and_the_text_back() {
+    let tokenizer = TextTokenizer::for_model(&fixture("tiny-rwkv6/hf"), None).unwrap();
+    assert_eq!(tokenizer.vocab_size(), 65530);
+    assert_eq!(tokenizer.bos_token_id, None);
+    assert_eq!(tokenizer.eos_token_id, Some(0));
+    let cases: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("tiny-rwkv6/tokenizer.json")).unwrap(),
+    )
+    .unwrap();
+    let cases = cases.as_array().unwrap();
+    assert_eq!(cases.len(), 8);
+    for case in cases {
+        let text = case["text"].as_str().unwrap();
+        let want: Vec<u32> = case["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        assert_eq!(tokenizer.encode(text, true).unwrap(), want, "{text:?}");
+        assert_eq!(tokenizer.decode(&want).unwrap(), text, "{want:?}");
+        let (ids, offsets) = tokenizer.encode_with_offsets(text, true).unwrap();
+        assert_eq!(ids.len(), offsets.len());
+        let covered: usize = offsets.iter().map(|(s, e)| e - s).sum();
+        assert_eq!(covered, text.len(), "offsets of {text:?}");
+    }
+}
+
+/// Random WKV inputs with decays from gentle to fierce (per-step log-decays down to -e^3, as
+/// trained Finch models have).
+fn wkv_inputs(
+    b: usize,
+    h: usize,
+    t: usize,
+    n: usize,
+    device: &burn::tensor::Device<Train<Cpu>>,
+) -> [Tensor<Train<Cpu>, 4>; 4] {
+    let normal =
+        || Tensor::<Train<Cpu>, 4>::random([b, h, t, n], Distribution::Normal(0.0, 1.0), device);
+    let lw =
+        Tensor::<Train<Cpu>, 4>::random([b, h, t, n], Distribution::Uniform(-6.0, 3.0), device)
+            .exp()
+            .neg();
+    [normal(), normal(), normal(), lw]
+}
+
+#[test]
+fn chunked_wkv_is_the_recurrence_in_values_and_gradients() {
+    type A = Train<Cpu>;
+    let device = Default::default();
+    for (t, chunk) in [(12, 4), (11, 4), (5, 16), (33, 16), (1, 16)] {
+        let [r, k, v, lw] = wkv_inputs(2, 3, t, 8, &device);
+        let u = Tensor::<A, 2>::random([3, 8], Distribution::Normal(0.0, 1.0), &device);
+        let s0 = Tensor::<A, 4>::random([2, 3, 8, 8], Distribution::Normal(0.0, 1.0), &device);
+        let weights = Tensor::<A, 4>::random([2, 3, t, 8], Distribution::Normal(0.0, 1.0), &device);
+        let state_weights =
+            Tensor::<A, 4>::random([2, 3, 8, 8], Distribution::Normal(0.0, 1.0), &device);
+        let run = |chunked: bool| {
+            let leaves: Vec<Tensor<A, 4>> = [&r, &k, &v, &lw, &s0]
+                .iter()
+                .map(|x| (*x).clone().detach().require_grad())
+                .collect();
+            let u = u.clone().detach().require_grad();
+            let inputs = WkvInputs {
+                r: leaves[0].clone(),
+                k: leaves[1].clone(),
+                v: leaves[2].clone(),
+                lw: leaves[3].clone(),
+                u: u.clone(),
+            };
+            let (out, state) = if chunked {
+                wkv6_chunked(inputs, Some(leaves[4].clone()), chunk)
+            } else {
+                wkv6_recurrent(inputs, Some(leaves[4].clone()))
+            };
+            let loss = (out.clone() * weights.clone()).sum()
+                + (state.clone() * state_weights.clone()).sum();
+            let grads = loss.backward();
+            let mut gradients: Vec<Tensor<Cpu, 4>> =
+                leaves.iter().map(|x| x.grad(&grads).unwrap()).collect();
+            gradients.push(u.grad(&grads).unwrap().unsqueeze::<4>());
+            (out.inner(), state.inner(), gradients)
+        };
+        let (out, state, grads) = run(true);
+        let (want, want_state, want_grads) = run(false);
+        // Relative to the largest value (f32 sums in another order).
+        for (what, got, want) in [("outputs", out, want), ("states", state, want_state)] {
+            let scale: f64 = want.clone().abs().max().into_scalar().elem();
+            let err = max_abs_diff(got, want);
+            assert!(
+                err < 1e-5 * scale.max(1.0),
+                "t {t} chunk {chunk}: {what} differ by {err:e} (scale {scale})"
+            );
+        }
+        for (i, (g, w)) in grads.into_iter().zip(want_grads).enumerate() {
+            let scale: f64 = w.clone().abs().max().into_scalar().elem();
+            let err = max_abs_diff(g, w);
+            assert!(
+                err < 1e-5 * scale.max(1.0),
+                "t {t} chunk {chunk}: gradient of input {i} differs by {err:e} (scale {scale})"
+            );
+        }
+    }
+}
+
+#[test]
+fn block_gradients_match_central_differences() {
+    type A = Train<Cpu>;
+    let device = Default::default();
+    let model = load::<A>(&device);
+    let block = &model.blocks[1];
+    let x = Tensor::<A, 3>::random([2, 7, 64], Distribution::Normal(0.0, 1.0), &device);
+    let weights = Tensor::<A, 3>::random([2, 7, 64], Distribution::Normal(0.0, 1.0), &device);
+    let direction = Tensor::<A, 3>::random([2, 7, 64], Distribution::Normal(0.0, 1.0), &device);
+    let loss =
+        |x: Tensor<A, 3>| (block.forward(x, None, None, &model.shared).0 * weights.clone()).sum();
+    let leaf = x.clone().require_grad();
+    let grads = loss(leaf.clone()).backward();
+    let analytic: f64 = (leaf.grad(&grads).unwrap() * direction.clone().inner())
+        .sum()
+        .into_scalar()
+        .elem();
+    // Central differences at h and h/2, Richardson-extrapolated (the O(h²) error cancels).
+    let central = |h: f64| {
+        let plus: f64 = loss(x.clone() + direction.clone() * h).into_scalar().elem();
+        let minus: f64 = loss(x.clone() - direction.clone() * h).into_scalar().elem();
+        (plus - minus) / (2.0 * h)
+    };
+    let numeric = (4.0 * central(5e-3) - central(1e-2)) / 3.0;
+    let err = (analytic - numeric).abs();
+    assert!(
+        err < 2e-3 * analytic.abs().max(1.0),
+        "directional derivative {analytic} vs central difference {numeric}"
+    );
+}
