@@ -22,3 +22,5 @@ mod precision;
 mod recipe_run;
 #[path = "train/resume.rs"]
 mod resume;
+#[path = "train/rwkv6.rs"]
+mod rwkv6;

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use burn::tensor::ElementConversion;
 use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{ElementConversion, Tensor};
 use burn_peft::backend::{BackendJob, run_on};
 use burn_peft::io::checkpoint::{Checkpoint, OutTensor, write_safetensors};
 use burn_peft::linalg::tensor_to_vec;
@@ -55,18 +55,23 @@ impl BackendJob for Job {
         }
         let model = args.model.load::<B::InnerBackend>(&device)?;
         let mut out = Vec::new();
+        let mut causal = |logits: Tensor<B::InnerBackend, 3>| {
+            let loss = causal_lm_loss(logits.clone(), lm_labels(ids.clone(), Some(mask.clone())));
+            out.push(OutTensor::F32(
+                "logits".into(),
+                logits.dims().to_vec(),
+                tensor_to_vec(logits),
+            ));
+            out.push(OutTensor::F32("loss".into(), vec![1], tensor_to_vec(loss)));
+        };
         match model {
             AnyModel::Decoder(model) => {
                 check_ids(&args.inputs, ids.clone(), model.config.vocab_size, None)?;
-                let logits = model.forward(ids.clone(), Some(mask.clone()));
-                let loss =
-                    causal_lm_loss(logits.clone(), lm_labels(ids.clone(), Some(mask.clone())));
-                out.push(OutTensor::F32(
-                    "logits".into(),
-                    logits.dims().to_vec(),
-                    tensor_to_vec(logits),
-                ));
-                out.push(OutTensor::F32("loss".into(), vec![1], tensor_to_vec(loss)));
+                causal(model.forward(ids.clone(), Some(mask.clone())));
+            }
+            AnyModel::Rwkv6(model) => {
+                check_ids(&args.inputs, ids.clone(), model.config.vocab_size, None)?;
+                causal(model.forward(ids.clone(), Some(mask.clone())));
             }
             AnyModel::Encoder(model) => {
                 let c = &model.config;

@@ -97,6 +97,19 @@ impl BackendJob for Job {
                     .collect::<Vec<_>>();
                 (tensors, labels)
             }
+            AnyModel::Rwkv6(model) => {
+                let tensors = merge_adapters(model)
+                    .hf_tensors()?
+                    .into_iter()
+                    .map(|t| match t {
+                        OutTensor::F32(name, shape, values) => {
+                            out_tensor(name, shape, values, FloatDType::F32)
+                        }
+                        other => other,
+                    })
+                    .collect::<Vec<_>>();
+                (tensors, None)
+            }
             AnyModel::Encoder(model) => {
                 let merged = merge_adapters(model);
                 let tensors = merged
@@ -124,6 +137,7 @@ impl BackendJob for Job {
             "vocab.json",
             "merges.txt",
             "vocab.txt",
+            burn_peft::model::world_tokenizer::VOCAB_FILE,
         ] {
             let src = args.model.model.join(file);
             if src.is_file() {

@@ -65,11 +65,20 @@ fn device<B: Backend>(model: &AnyModel<B>) -> B::Device {
     match model {
         AnyModel::Encoder(m) => m.embeddings.word.weight.device(),
         AnyModel::Decoder(m) => m.embed_tokens.weight.device(),
+        AnyModel::Rwkv6(m) => m.embeddings.weight.device(),
     }
 }
 
 fn check_model<B: Backend>(model: &AnyModel<B>, num_outputs: usize) -> Result<Limits> {
     let (labels, limits) = match model {
+        AnyModel::Rwkv6(_) => {
+            return Err(Error::invalid(
+                "model",
+                "rwkv6",
+                "GLUE needs a classification head: a BERT/RoBERTa classifier or a decoder with a \
+                 `score` head (RWKV6 is evaluated on generation tasks)",
+            ));
+        }
         AnyModel::Encoder(m) => (
             m.config.num_labels,
             Limits {
@@ -163,6 +172,7 @@ fn forward<B: Backend>(
             m.forward(batch.input_ids, batch.attention_mask, types)
         }
         AnyModel::Decoder(m) => m.classify(batch.input_ids, batch.attention_mask)?,
+        AnyModel::Rwkv6(_) => unreachable!("check_model refuses RWKV6"),
     };
     Ok(tensor_to_vec(logits))
 }

@@ -7,9 +7,11 @@ use std::path::Path;
 use burn::tensor::FloatDType;
 use burn::tensor::backend::Backend;
 
+use super::config::ModelType;
 use super::decoder::Decoder;
 use super::encoder::{EncoderClassifier, HeadInit};
 use super::precision::Precision;
+use super::rwkv6::Rwkv6;
 use super::source::ModelSource;
 use super::{LoadReport, llama2c};
 use crate::Result;
@@ -20,6 +22,7 @@ use crate::Result;
 pub enum AnyModel<B: Backend> {
     Decoder(Decoder<B>),
     Encoder(EncoderClassifier<B>),
+    Rwkv6(Rwkv6<B>),
 }
 
 /// Loads what `path` names ([`ModelSource::resolve`]: an HF model folder, a llama2.c `.bin`
@@ -51,6 +54,10 @@ pub fn load_model_as<B: Backend>(
             let (model, report) = Decoder::load_as(&dir, precision, device)?;
             (AnyModel::Decoder(model), report)
         }
+        ModelSource::Hf { dir, config } if config.model_type == ModelType::Rwkv6 => {
+            let (model, report) = Rwkv6::load_as(&dir, precision, device)?;
+            (AnyModel::Rwkv6(model), report)
+        }
         ModelSource::Hf { dir, .. } => {
             let (model, report) =
                 EncoderClassifier::load_as(&dir, HeadInit::Checkpoint, precision, device)?;
@@ -63,7 +70,16 @@ impl<B: Backend> AnyModel<B> {
     pub fn decoder(self) -> Option<Decoder<B>> {
         match self {
             AnyModel::Decoder(m) => Some(m),
-            AnyModel::Encoder(_) => None,
+            _ => None,
+        }
+    }
+
+    /// The model's architecture, as config.json names it.
+    pub fn architecture(&self) -> String {
+        match self {
+            AnyModel::Decoder(m) => format!("{:?}", m.config.model_type).to_lowercase(),
+            AnyModel::Encoder(m) => format!("{:?}", m.config.model_type).to_lowercase(),
+            AnyModel::Rwkv6(_) => "rwkv6".into(),
         }
     }
 }

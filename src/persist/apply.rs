@@ -96,8 +96,10 @@ impl<B: Backend> AnyModel<B> {
             AnyModel::Encoder(m) if ours => {
                 AnyModel::Encoder(adapter::load_adapter(m, dir, false)?.0)
             }
+            AnyModel::Rwkv6(m) if ours => AnyModel::Rwkv6(adapter::load_adapter(m, dir, false)?.0),
             AnyModel::Decoder(m) => AnyModel::Decoder(peft::load_peft_lora(m, dir)?),
             AnyModel::Encoder(m) => AnyModel::Encoder(peft::load_peft_lora(m, dir)?),
+            AnyModel::Rwkv6(m) => AnyModel::Rwkv6(peft::load_peft_lora(m, dir)?),
         })
     }
 }

@@ -42,7 +42,7 @@ pub mod trainable;
 pub mod training_loop;
 
 pub use clip::clip_global_norm;
-pub use run::{train, train_decoder, train_on_devices};
+pub use run::{train, train_decoder, train_language_model, train_on_devices};
 pub use step::{PeftStep, PendingReport, StepReport};
 pub use summary::TrainSummary;
 pub use training_loop::TrainOptions;

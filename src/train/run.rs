@@ -12,6 +12,7 @@ use super::recipe::Recipe;
 use super::run_folder::RunFolder;
 use super::summary::TrainSummary;
 use super::training_loop::{LocalDevice, TrainOptions};
+use crate::model::any::AnyModel;
 use crate::model::decoder::Decoder;
 use crate::{Error, Result};
 
@@ -31,11 +32,11 @@ pub fn train<B: AutodiffBackend>(
 
 /// Runs a causal-LM recipe and also returns the trained model (adapters attached, inference
 /// backend), for callers that go on using it.
-pub fn train_decoder<B: AutodiffBackend>(
+pub fn train_language_model<B: AutodiffBackend>(
     recipe: &Recipe,
     device: &B::Device,
     options: &TrainOptions,
-) -> Result<(TrainSummary, Decoder<B::InnerBackend>)> {
+) -> Result<(TrainSummary, AnyModel<B::InnerBackend>)> {
     if let Some(task) = &recipe.data.task {
         return Err(Error::invalid(
             "data.task",
@@ -45,6 +46,23 @@ pub fn train_decoder<B: AutodiffBackend>(
     }
     let (run, mut dashboard, mut parallel) = start::<B>(recipe, device, options)?;
     train_causal_lm::<B>(recipe, &run, device, options, &mut parallel, &mut dashboard)
+}
+
+/// [`train_language_model`] for a Llama-family decoder.
+pub fn train_decoder<B: AutodiffBackend>(
+    recipe: &Recipe,
+    device: &B::Device,
+    options: &TrainOptions,
+) -> Result<(TrainSummary, Decoder<B::InnerBackend>)> {
+    let (summary, model) = train_language_model::<B>(recipe, device, options)?;
+    let model = model.decoder().ok_or_else(|| {
+        Error::invalid(
+            "model.path",
+            recipe.model.path.display(),
+            "is not a Llama-family decoder",
+        )
+    })?;
+    Ok((summary, model))
 }
 
 /// The data-parallel group joined (`[distributed]`; first, so that a bad launch fails before

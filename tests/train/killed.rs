@@ -60,7 +60,7 @@ fn kill_after_first_checkpoint(recipe: &Recipe) {
 
 /// Trains `full` uninterrupted (in-process), `killed` (the same recipe in another folder)
 /// killed and resumed, and compares their adapters and step logs.
-fn killed_run_resumes_to_the_uninterrupted_adapter(full: Recipe, killed: Recipe) {
+pub fn killed_run_resumes_to_the_uninterrupted_adapter(full: Recipe, killed: Recipe) {
     let quiet = TrainOptions {
         quiet: true,
         ..Default::default()
@@ -85,7 +85,7 @@ fn killed_run_resumes_to_the_uninterrupted_adapter(full: Recipe, killed: Recipe)
 }
 
 /// Long enough that the kill lands mid-run, with a checkpoint every second step.
-const LONG: [&str; 3] = [
+pub const LONG: [&str; 3] = [
     "optim.max_steps=40",
     "run.checkpoint_every=2",
     "data.limit=64",

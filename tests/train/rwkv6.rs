@@ -1,0 +1,198 @@
+//! RWKV6 end to end on a tiny random Finch with the World tokenizer's 65536 tokens (written
+//! once per test process): every method trains (loss falls), its adapter reloads onto the
+//! original base with the trained logits, `merge` writes a folder with the same logits and
+//! `export` a PEFT LoRA that applies the PEFT way; a SORSA run killed with SIGKILL resumes to
+//! the uninterrupted run's adapter.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{FloatDType, Int, Tensor, TensorData};
+use burn_peft::io::checkpoint::write_safetensors;
+use burn_peft::model::any::{AnyModel, load_model};
+use burn_peft::model::rwkv6::{Rwkv6, Rwkv6Config};
+use burn_peft::model::{Precision, world_tokenizer};
+use burn_peft::train::{TrainOptions, train_language_model};
+
+use crate::common::*;
+
+/// The tiny World-vocabulary RWKV6 folder: hidden 32, 2 blocks of 2 heads.
+pub fn tiny_world_rwkv6() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = temp("tiny-world-rwkv6");
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = Rwkv6Config::finch(65536, 32, 2, 16);
+        let model = Rwkv6::<B>::random_as(config.clone(), 7, FloatDType::F32, &device()).unwrap();
+        write_safetensors(
+            &dir.join("model.safetensors"),
+            model.hf_tensors().unwrap(),
+            None,
+        )
+        .unwrap();
+        let json = serde_json::json!({
+            "architectures": ["Rwkv6ForCausalLM"],
+            "model_type": "rwkv6",
+            "vocab_size": config.vocab_size,
+            "hidden_size": config.hidden_size,
+            "num_hidden_layers": config.num_layers,
+            "attention_hidden_size": config.attention_hidden_size,
+            "head_size": config.head_size,
+            "head_size_divisor": 8,
+            "intermediate_size": config.intermediate_size,
+            "layer_norm_epsilon": 1e-5,
+            "tie_word_embeddings": false,
+            "bos_token_id": 0,
+            "eos_token_id": 0,
+            "torch_dtype": "float32"
+        });
+        std::fs::write(dir.join("config.json"), json.to_string()).unwrap();
+        std::fs::copy(
+            root()
+                .join("tests/fixtures/tiny-rwkv6/hf")
+                .join(world_tokenizer::VOCAB_FILE),
+            dir.join(world_tokenizer::VOCAB_FILE),
+        )
+        .unwrap();
+        dir
+    })
+    .clone()
+}
+
+/// The quick recipe on the tiny RWKV6.
+fn rwkv6_recipe(tag: &str, extra: &[&str]) -> burn_peft::train::recipe::Recipe {
+    let model = format!("model.path=\"{}\"", tiny_world_rwkv6().display());
+    let mut sets = vec![
+        model.as_str(),
+        "adapter.targets=\"all-linear\"",
+        "optim.lr=1e-2",
+    ];
+    sets.extend(extra);
+    quick_recipe(tag, &sets)
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("temp paths are UTF-8")
+}
+
+fn burn_peft_ok(args: &[&str]) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_burn-peft"))
+        .current_dir(root())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn load_rwkv6(dir: &Path) -> Rwkv6<B> {
+    let (model, report) = Rwkv6::<B>::load_as(dir, Precision::Auto, &device()).unwrap();
+    assert!(report.unused.is_empty(), "{:?}", report.unused);
+    model
+}
+
+#[test]
+fn every_method_trains_reloads_merges_and_exports_on_rwkv6() {
+    let base = tiny_world_rwkv6();
+    let ids = Tensor::<B, 2, Int>::from_data(
+        TensorData::new(
+            (0..40)
+                .map(|i| (i * 1637 + 11) % 65530)
+                .collect::<Vec<i64>>(),
+            [2, 20],
+        ),
+        &device(),
+    );
+    for (tag, sets) in METHODS {
+        let recipe = rwkv6_recipe(&format!("rwkv6-{tag}"), sets);
+        let options = TrainOptions {
+            quiet: true,
+            ..Default::default()
+        };
+        let (summary, trained) =
+            train_language_model::<Train>(&recipe, &device(), &options).unwrap();
+        let AnyModel::Rwkv6(trained) = trained else {
+            panic!("{tag}: trained an RWKV6 into something else")
+        };
+        let (first, last) = (summary.first_loss.unwrap(), summary.last_loss.unwrap());
+        assert!(last < first, "{tag}: loss {first} -> {last}");
+        assert_eq!(
+            trained.linears_adapted(),
+            16,
+            "{tag}: every block linear, not the head"
+        );
+        let want = trained.forward(ids.clone(), None);
+
+        let out = recipe.run.output_dir.clone();
+        let adapter = out.join("adapter");
+        let (plain, _) = load_model::<B>(&base, &device()).unwrap();
+        let AnyModel::Rwkv6(reloaded) = plain.with_adapter(&adapter).unwrap() else {
+            unreachable!()
+        };
+        let err = max_abs_diff(reloaded.forward(ids.clone(), None), want.clone());
+        assert!(
+            err < 3e-5,
+            "{tag}: reloaded adapter logits differ by {err:e}"
+        );
+
+        let merged_dir = out.join("merged");
+        burn_peft_ok(&[
+            "merge",
+            "--model",
+            path(&base),
+            "--adapter",
+            path(&adapter),
+            "--out",
+            path(&merged_dir),
+        ]);
+        let merged = load_rwkv6(&merged_dir);
+        let err = max_abs_diff(merged.forward(ids.clone(), None), want.clone());
+        assert!(err < 1e-4, "{tag}: merged model logits differ by {err:e}");
+        assert!(merged_dir.join(world_tokenizer::VOCAB_FILE).is_file());
+
+        let exported = out.join("peft");
+        burn_peft_ok(&[
+            "export",
+            "--adapter",
+            path(&adapter),
+            "--base",
+            path(&base),
+            "--out",
+            path(&exported),
+        ]);
+        let peft = burn_peft::persist::peft::load_peft_lora(load_rwkv6(&base), &exported).unwrap();
+        let err = max_abs_diff(peft.forward(ids.clone(), None), want);
+        assert!(
+            err < 1e-4,
+            "{tag}: exported PEFT LoRA logits differ by {err:e}"
+        );
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+}
+
+#[test]
+fn killed_rwkv6_run_resumes_to_the_uninterrupted_adapter() {
+    let mut sets: Vec<&str> = crate::killed::LONG.to_vec();
+    sets.push("data.limit=32");
+    crate::killed::killed_run_resumes_to_the_uninterrupted_adapter(
+        rwkv6_recipe("kill-rwkv6-full", &sets),
+        rwkv6_recipe("kill-rwkv6-killed", &sets),
+    );
+}
+
+/// The adapted layers of a model.
+trait AdaptedCount {
+    fn linears_adapted(&self) -> usize;
+}
+
+impl AdaptedCount for Rwkv6<B> {
+    fn linears_adapted(&self) -> usize {
+        use burn_peft::model::{PeftLinear, PeftModel};
+        self.linears()
+            .iter()
+            .filter(|(_, l)| matches!(l, PeftLinear::Adapted(_)))
+            .count()
+    }
+}
