@@ -2,7 +2,7 @@
 //! against the original base, written as `spectral.csv` and plotted against step per method.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use burn::tensor::backend::AutodiffBackend;
 
@@ -10,9 +10,9 @@ use super::layers::{LayerShift, layer_shifts};
 use super::plot::{Labels, Mark, Series, write_line_plot};
 use super::run::RunDir;
 use crate::model::Precision;
-use crate::model::any::load_model_as;
-use crate::model::decoder::Decoder;
-use crate::model::inject_adapters;
+use crate::model::any::{AnyModel, load_model_as};
+use crate::model::{PeftModel, inject_adapters};
+use crate::persist::adapter::load_adapter;
 use crate::train::trainable::load_trainable;
 use crate::{Error, Result};
 
@@ -55,50 +55,19 @@ pub fn analyze<B: AutodiffBackend>(
             "name at least one adapter folder",
         ));
     }
-    let base = load_decoder::<B>(&options.base, options.precision, device)?;
-    let mut rows = Vec::new();
-    let mut labels: Vec<String> = Vec::new();
-    for adapter in &options.adapters {
-        let run = RunDir::owning(adapter)?;
-        // Two runs of the same method (e.g. different ranks) must stay separate lines.
-        let mut method = run.method_label();
-        if labels.contains(&method) {
-            method = format!("{method} ({})", run.name());
+    let (model, report) = load_model_as::<B>(&options.base, options.precision, device)?;
+    report.warn();
+    let rows = match model {
+        AnyModel::Decoder(base) => shifts_of_runs(options, &base)?,
+        AnyModel::Rwkv6(base) => shifts_of_runs(options, &base)?,
+        AnyModel::Encoder(_) => {
+            return Err(Error::invalid(
+                "--base",
+                options.base.display(),
+                "analyze supports causal LMs (decoders and RWKV6)",
+            ));
         }
-        labels.push(method.clone());
-        let final_step = final_step(&run)?;
-        if options.checkpoints {
-            for checkpoint in run
-                .checkpoints()?
-                .into_iter()
-                .filter(|c| c.step < final_step)
-            {
-                eprintln!(
-                    "analyze: {method} step {} ({})",
-                    checkpoint.step,
-                    checkpoint.trainable().display()
-                );
-                let (model, _) = inject_adapters(base.clone(), &run.recipe.adapter)?;
-                let model = load_trainable(model, &checkpoint.trainable())?;
-                push_rows(
-                    &mut rows,
-                    &method,
-                    checkpoint.step,
-                    layer_shifts(&base, &model)?,
-                );
-            }
-        }
-        eprintln!(
-            "analyze: {method} step {final_step} ({})",
-            adapter.display()
-        );
-        let (model, _) = load_model_as::<B>(&options.base, options.precision, device)?;
-        let model = model
-            .with_adapter(adapter)?
-            .decoder()
-            .ok_or_else(|| not_decoder(&options.base))?;
-        push_rows(&mut rows, &method, final_step, layer_shifts(&base, &model)?);
-    }
+    };
     std::fs::create_dir_all(&options.out).map_err(|source| Error::Io {
         path: options.out.clone(),
         cause: source,
@@ -137,22 +106,52 @@ pub fn analyze<B: AutodiffBackend>(
     Ok(rows)
 }
 
-fn load_decoder<B: AutodiffBackend>(
-    path: &Path,
-    precision: Precision,
-    device: &B::Device,
-) -> Result<Decoder<B>> {
-    let (model, report) = load_model_as::<B>(path, precision, device)?;
-    report.warn();
-    model.decoder().ok_or_else(|| not_decoder(path))
-}
-
-fn not_decoder(path: &Path) -> Error {
-    Error::invalid(
-        "--base",
-        path.display(),
-        "analyze supports decoder (causal LM) models",
-    )
+/// The layer shifts of every adapter (and, with `options.checkpoints`, of every checkpoint of
+/// its run) against `base`.
+fn shifts_of_runs<B: AutodiffBackend, M: PeftModel<B> + Clone>(
+    options: &AnalyzeOptions,
+    base: &M,
+) -> Result<Vec<ShiftRow>> {
+    let mut rows = Vec::new();
+    let mut labels: Vec<String> = Vec::new();
+    for adapter in &options.adapters {
+        let run = RunDir::owning(adapter)?;
+        // Two runs of the same method (e.g. different ranks) must stay separate lines.
+        let mut method = run.method_label();
+        if labels.contains(&method) {
+            method = format!("{method} ({})", run.name());
+        }
+        labels.push(method.clone());
+        let final_step = final_step(&run)?;
+        if options.checkpoints {
+            for checkpoint in run
+                .checkpoints()?
+                .into_iter()
+                .filter(|c| c.step < final_step)
+            {
+                eprintln!(
+                    "analyze: {method} step {} ({})",
+                    checkpoint.step,
+                    checkpoint.trainable().display()
+                );
+                let (model, _) = inject_adapters(base.clone(), &run.recipe.adapter)?;
+                let model = load_trainable(model, &checkpoint.trainable())?;
+                push_rows(
+                    &mut rows,
+                    &method,
+                    checkpoint.step,
+                    layer_shifts(base, &model)?,
+                );
+            }
+        }
+        eprintln!(
+            "analyze: {method} step {final_step} ({})",
+            adapter.display()
+        );
+        let (model, _, _) = load_adapter(base.clone(), adapter, false)?;
+        push_rows(&mut rows, &method, final_step, layer_shifts(base, &model)?);
+    }
+    Ok(rows)
 }
 
 /// The step the run's final adapter was saved at: `summary.json`'s `steps`, else the last

@@ -12,7 +12,7 @@ use crate::{Error, Result};
 /// ΔΣ and ΔD of one adapted linear layer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LayerShift {
-    /// Transformer block index (`model.layers.N.…`); `None` for layers outside the blocks.
+    /// Block index (`model.layers.N.…`, `rwkv.blocks.N.…`); `None` for layers outside the blocks.
     pub layer: Option<usize>,
     /// Full HF module name, e.g. `model.layers.0.self_attn.q_proj`.
     pub module: String,
@@ -60,11 +60,12 @@ pub fn layer_shifts<B: Backend, M: PeftModel<B>>(base: &M, trained: &M) -> Resul
     Ok(shifts)
 }
 
-/// `N` in `….layers.N.…` (Llama's `model.layers.N`, BERT's `encoder.layer.N`).
+/// `N` in `….layers.N.…` (Llama's `model.layers.N`, BERT's `encoder.layer.N`, RWKV6's
+/// `rwkv.blocks.N`).
 fn block_index(name: &str) -> Option<usize> {
     let parts: Vec<&str> = name.split('.').collect();
     parts
         .windows(2)
-        .find(|w| w[0] == "layers" || w[0] == "layer")
+        .find(|w| matches!(w[0], "layers" | "layer" | "blocks"))
         .and_then(|w| w[1].parse().ok())
 }

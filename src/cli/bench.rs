@@ -32,8 +32,21 @@ pub struct LoadBenchArgs {
     pub device: burn_peft::backend::DeviceKind,
 }
 
+/// The architecture of a random-weight bench model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Arch {
+    /// A Llama decoder (heads of 64).
+    Llama,
+    /// An RWKV6 (Finch) of the same hidden size and depth (heads of 64, channel mix 3.5 x
+    /// hidden, or --intermediate).
+    Rwkv6,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct TrainBenchArgs {
+    /// Architecture of the random-weight model.
+    #[arg(long, value_enum, default_value = "llama")]
+    pub arch: Arch,
     /// Adapter method.
     #[arg(long, default_value = "lora")]
     pub method: burn_peft::adapter::Method,
@@ -41,7 +54,7 @@ pub struct TrainBenchArgs {
     pub rank: usize,
     #[arg(long, default_value_t = 512)]
     pub hidden: usize,
-    /// MLP width (default: 8/3 · hidden rounded down to a multiple of 64, as Llama).
+    /// MLP width (default: Llama 43/16 · hidden as the PyTorch anchor, RWKV6 3.5 · hidden).
     #[arg(long)]
     pub intermediate: Option<usize>,
     #[arg(long, default_value_t = 8)]
@@ -94,9 +107,13 @@ pub enum Checkpointing {
 
 #[derive(clap::Args, Debug)]
 pub struct GenerateBenchArgs {
-    /// Model folder or llama2.c .bin; omit for a random-weight Llama of --hidden/--layers.
+    /// Model folder or llama2.c .bin; omit for a random-weight model of --arch, --hidden and
+    /// --layers.
     #[arg(long)]
     pub model: Option<std::path::PathBuf>,
+    /// Architecture of the random-weight model.
+    #[arg(long, value_enum, default_value = "llama")]
+    pub arch: Arch,
     #[arg(long, default_value_t = 512)]
     pub hidden: usize,
     #[arg(long, default_value_t = 8)]
@@ -309,76 +326,120 @@ impl burn_peft::backend::BackendJob for GenerateBench {
         self,
         device: B::Device,
     ) -> anyhow::Result<()> {
-        use burn::tensor::{Int, Tensor, TensorData};
-        use burn_peft::model::decoder::{Decoder, KvCache, arange_positions};
+        use burn_peft::model::any::AnyModel;
+        use burn_peft::model::decoder::Decoder;
+        use burn_peft::model::rwkv6::{Rwkv6, Rwkv6Config};
         type I<B> = <B as burn::tensor::backend::AutodiffBackend>::InnerBackend;
         let args = self.0;
-        let model: Decoder<I<B>> = match &args.model {
-            Some(path) => burn_peft::model::any::load_model::<I<B>>(path, &device)?
-                .0
-                .decoder()
-                .ok_or_else(|| anyhow::anyhow!("{}: not a decoder", path.display()))?,
-            None => Decoder::random(bench_llama(32_000, args.hidden, args.layers), 0, &device)?,
+        let model = match &args.model {
+            Some(path) => burn_peft::model::any::load_model::<I<B>>(path, &device)?.0,
+            None if args.arch == Arch::Rwkv6 => {
+                let config = Rwkv6Config::finch(32_000, args.hidden, args.layers, 64);
+                AnyModel::Rwkv6(Rwkv6::random_as(
+                    config,
+                    0,
+                    burn::tensor::FloatDType::F32,
+                    &device,
+                )?)
+            }
+            None => AnyModel::Decoder(Decoder::random(
+                bench_llama(32_000, args.hidden, args.layers),
+                0,
+                &device,
+            )?),
         };
-        let c = &model.config;
-        let vocab = c.vocab_size as i64;
-        println!(
-            "model: hidden {}, layers {}, heads {}/{}, vocab {}; batch {}, prompt {}, decode {}",
-            c.hidden_size,
-            c.num_layers,
-            c.num_heads,
-            c.num_kv_heads,
-            c.vocab_size,
-            args.batch,
-            args.prompt,
-            args.decode
-        );
-        let ids: Vec<i64> = (0..args.batch * args.prompt)
-            .map(|i| (i as i64 * 7919) % vocab)
-            .collect();
-        let ids = Tensor::<I<B>, 2, Int>::from_data(
-            TensorData::new(ids, [args.batch, args.prompt]),
-            &device,
-        );
-        // Round 0 warms up; round 1 is timed. Greedy decoding as `generate` runs it: argmax on
-        // the device, the new ids read back once per token.
-        for round in 0..2 {
-            let mut cache = KvCache::new(model.layers.len(), args.prompt + args.decode);
-            let started = Instant::now();
-            let positions = arange_positions::<I<B>>([args.batch, args.prompt], &device);
-            let hidden = model.hidden_states(ids.clone(), None, positions, Some(&mut cache));
-            let [b, s, h] = hidden.dims();
-            let mut next = model
-                .lm_logits(hidden.slice([0..b, s - 1..s, 0..h]))
-                .argmax(2)
+        match model {
+            AnyModel::Decoder(m) => {
+                let c = &m.config;
+                println!(
+                    "model: llama hidden {}, layers {}, heads {}/{}, vocab {}; batch {}, prompt {}, decode {}",
+                    c.hidden_size,
+                    c.num_layers,
+                    c.num_heads,
+                    c.num_kv_heads,
+                    c.vocab_size,
+                    args.batch,
+                    args.prompt,
+                    args.decode
+                );
+                time_generation(&m, &args, &device)
+            }
+            AnyModel::Rwkv6(m) => {
+                let c = &m.config;
+                println!(
+                    "model: rwkv6 hidden {}, layers {}, heads {}x{}, vocab {}; batch {}, prompt {}, decode {}",
+                    c.hidden_size,
+                    c.num_layers,
+                    c.heads(),
+                    c.head_size,
+                    c.vocab_size,
+                    args.batch,
+                    args.prompt,
+                    args.decode
+                );
+                time_generation(&m, &args, &device)
+            }
+            AnyModel::Encoder(_) => anyhow::bail!("bench generate needs a causal LM"),
+        }
+    }
+}
+
+/// Prefill and decode timed as `generate` runs them (greedy: argmax on the device, the new ids
+/// read back once per token); round 0 warms up, round 1 is timed.
+fn time_generation<B: burn::tensor::backend::Backend, M: burn_peft::model::LanguageModel<B>>(
+    model: &M,
+    args: &GenerateBenchArgs,
+    device: &B::Device,
+) -> anyhow::Result<()> {
+    use burn::tensor::{Int, Tensor, TensorData};
+    use burn_peft::model::decoder::arange_positions;
+    let vocab = model.vocab_size() as i64;
+    let ids: Vec<i64> = (0..args.batch * args.prompt)
+        .map(|i| (i as i64 * 7919) % vocab)
+        .collect();
+    let ids =
+        Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [args.batch, args.prompt]), device);
+    let capacity = args.prompt + args.decode;
+    let key_mask = Tensor::<B, 2, Int>::ones([args.batch, capacity], device);
+    let b = args.batch;
+    for round in 0..2 {
+        let mut cache = model.new_cache(b, capacity);
+        let started = Instant::now();
+        let positions = arange_positions::<B>([b, args.prompt], device);
+        let mask = key_mask.clone().slice([0..b, 0..args.prompt]);
+        let mut next = model
+            .next_logits(ids.clone(), mask, positions, Some(&mut cache))
+            .argmax(1)
+            .reshape([b, 1]);
+        let _ = next.clone().into_data();
+        let prefill = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        for step in 0..args.decode {
+            let at = args.prompt + step;
+            let pos = Tensor::<B, 2, Int>::full([b, 1], at as i64, device);
+            let mask = key_mask.clone().slice([0..b, 0..at + 1]);
+            next = model
+                .next_logits(next, mask, pos, Some(&mut cache))
+                .argmax(1)
                 .reshape([b, 1]);
             let _ = next.clone().into_data();
-            let prefill = started.elapsed().as_secs_f64();
-            let started = Instant::now();
-            for step in 0..args.decode {
-                let pos =
-                    Tensor::<I<B>, 2, Int>::full([b, 1], (args.prompt + step) as i64, &device);
-                let hidden = model.hidden_states(next, None, pos, Some(&mut cache));
-                next = model.lm_logits(hidden).argmax(2).reshape([b, 1]);
-                let _ = next.clone().into_data();
-            }
-            let decode = started.elapsed().as_secs_f64();
-            if round == 1 {
-                println!(
-                    "prefill: {:.0} tokens/s ({:.3} s)",
-                    (args.batch * args.prompt) as f64 / prefill,
-                    prefill
-                );
-                println!(
-                    "decode:  {:.1} tokens/s ({:.3} s)",
-                    (args.batch * args.decode) as f64 / decode,
-                    decode
-                );
-                println!("peak RSS {}", peak_memory());
-            }
         }
-        Ok(())
+        let decode = started.elapsed().as_secs_f64();
+        if round == 1 {
+            println!(
+                "prefill: {:.0} tokens/s ({:.3} s)",
+                (b * args.prompt) as f64 / prefill,
+                prefill
+            );
+            println!(
+                "decode:  {:.1} tokens/s ({:.3} s)",
+                (b * args.decode) as f64 / decode,
+                decode
+            );
+            println!("peak RSS {}", peak_memory());
+        }
     }
+    Ok(())
 }
 
 struct TrainBench(TrainBenchArgs, burn_peft::distributed::Launch);
@@ -417,8 +478,9 @@ impl burn_peft::backend::DevicesJob for TrainBench {
             values: [(
                 "bench train".to_string(),
                 format!(
-                    "{} r{} hidden {} inter {:?} layers {} vocab {} seq {} batch {} steps {} {} \
-                     {:?} {:?}",
+                    "{:?} {} r{} hidden {} inter {:?} layers {} vocab {} seq {} batch {} steps {} \
+                     {} {:?} {:?}",
+                    args.arch,
                     args.method,
                     args.rank,
                     args.hidden,
@@ -469,24 +531,13 @@ impl burn_peft::backend::DevicesJob for TrainBench {
 fn train_bench_replica<B: burn::tensor::backend::AutodiffBackend>(
     args: &TrainBenchArgs,
     device: B::Device,
-    mut parallel: burn_peft::train::data_parallel::DataParallel,
+    parallel: burn_peft::train::data_parallel::DataParallel,
 ) -> anyhow::Result<()> {
     {
         use burn::tensor::FloatDType;
-        use burn_peft::adapter::{AdapterConfig, ParamReport, Targets};
-        use burn_peft::data::TokenizedExample;
-        use burn_peft::linalg::SvdMode;
         use burn_peft::model::decoder::{Decoder, DecoderConfig};
-        use burn_peft::model::inject_adapters;
-        use burn_peft::model::precision::dtype_name;
-        use burn_peft::train::PeftStep;
-        use burn_peft::train::causal_lm::CausalLm;
-        use burn_peft::train::data_parallel::MicroBatch;
-        use burn_peft::train::memory::{MemoryMonitor, MemorySource, ParamBytes, rss};
-        use burn_peft::train::task::Task;
-        use burn_peft::train::training_loop::parallel_optimizer_step;
+        use burn_peft::model::rwkv6::{Rwkv6, Rwkv6Config};
 
-        let root = parallel.is_root();
         let heads = (args.hidden / 64).max(1);
         // The anchor's shape (`peft_train_bench.py`: 512 → 1376).
         let inter = args.intermediate.unwrap_or(args.hidden * 43 / 16);
@@ -502,7 +553,53 @@ fn train_bench_replica<B: burn::tensor::backend::AutodiffBackend>(
         );
         let dtype = args.precision.resolve_on::<B>(FloatDType::F32, &device);
         let started = Instant::now();
-        let model = Decoder::<B>::random_as(config, 0, dtype, &device)?;
+        match args.arch {
+            Arch::Llama => {
+                let model = Decoder::<B>::random_as(config, 0, dtype, &device)?;
+                bench_trainee(args, model, inter, dtype, started, device, parallel)
+            }
+            Arch::Rwkv6 => {
+                if args.checkpointing != Checkpointing::None || args.gradient_checkpointing {
+                    anyhow::bail!("--arch rwkv6 trains without activation checkpointing");
+                }
+                let mut config = Rwkv6Config::finch(args.vocab, args.hidden, args.layers, 64);
+                config.intermediate_size = args.intermediate.unwrap_or(config.intermediate_size);
+                let inter = config.intermediate_size;
+                let model = Rwkv6::<B>::random_as(config, 0, dtype, &device)?;
+                bench_trainee(args, model, inter, dtype, started, device, parallel)
+            }
+        }
+    }
+}
+
+/// Adapts every linear of `model` and times its training steps (see [`train_bench_replica`]).
+fn bench_trainee<B, M>(
+    args: &TrainBenchArgs,
+    model: M,
+    inter: usize,
+    dtype: burn::tensor::FloatDType,
+    started: Instant,
+    device: B::Device,
+    mut parallel: burn_peft::train::data_parallel::DataParallel,
+) -> anyhow::Result<()>
+where
+    B: burn::tensor::backend::AutodiffBackend,
+    M: burn_peft::train::causal_lm::TrainableLm<B>,
+{
+    {
+        use burn_peft::adapter::{AdapterConfig, ParamReport, Targets};
+        use burn_peft::data::TokenizedExample;
+        use burn_peft::linalg::SvdMode;
+        use burn_peft::model::inject_adapters;
+        use burn_peft::model::precision::dtype_name;
+        use burn_peft::train::PeftStep;
+        use burn_peft::train::causal_lm::CausalLm;
+        use burn_peft::train::data_parallel::MicroBatch;
+        use burn_peft::train::memory::{MemoryMonitor, MemorySource, ParamBytes, rss};
+        use burn_peft::train::task::Task;
+        use burn_peft::train::training_loop::parallel_optimizer_step;
+
+        let root = parallel.is_root();
         let mut adapter = AdapterConfig::new(args.method, args.rank);
         adapter.targets = Some(Targets::Pattern("all-linear".into()));
         // The initialisation's accuracy does not matter to step time or memory: keep it quick.
@@ -513,8 +610,9 @@ fn train_bench_replica<B: burn::tensor::backend::AutodiffBackend>(
         let (model, _) = inject_adapters(model, &adapter)?;
         if root {
             println!(
-                "model: hidden {}, intermediate {inter}, layers {}, vocab {}; base {}; {} rank {}: {} \
+                "model: {:?} hidden {}, intermediate {inter}, layers {}, vocab {}; base {}; {} rank {}: {} \
              ({:.1} s to build)",
+                args.arch,
                 args.hidden,
                 args.layers,
                 args.vocab,

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use burn::tensor::backend::AutodiffBackend;
 use burn_peft::backend::{BackendJob, DeviceKind, run_on};
 use burn_peft::eval::results::{self, Evaluation};
@@ -14,6 +14,7 @@ use burn_peft::eval::run::{
 use burn_peft::eval::sandbox::SandboxPolicy;
 use burn_peft::eval::task::Task;
 use burn_peft::model::Precision;
+use burn_peft::model::any::AnyModel;
 
 use super::model_args::ModelArgs;
 
@@ -176,11 +177,15 @@ impl BackendJob for Job<'_> {
                 .unwrap_or_else(|| model.model.clone());
             return Ok(evaluate_classifier(&options, &loaded, &tokenizer)?);
         }
-        let decoder = loaded
-            .decoder()
-            .with_context(|| format!("`eval --task {}` needs a causal LM", args.task))?;
         let tokenizer = model.tokenizer(args.tokenizer.as_deref())?;
-        Ok(evaluate_decoder(&options, &decoder, &tokenizer)?)
+        Ok(match loaded {
+            AnyModel::Decoder(m) => evaluate_decoder(&options, &m, &tokenizer)?,
+            AnyModel::Rwkv6(m) => evaluate_decoder(&options, &m, &tokenizer)?,
+            AnyModel::Encoder(_) => bail!(
+                "`eval --task {}` needs a causal LM (a decoder or RWKV6), not an encoder",
+                args.task
+            ),
+        })
     }
 }
 

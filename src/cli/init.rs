@@ -3,12 +3,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use burn::tensor::backend::AutodiffBackend;
-use burn_peft::adapter::ParamReport;
+use burn_peft::adapter::{HasAdapters, ParamReport};
 use burn_peft::backend::{BackendJob, DeviceKind, run_on};
-use burn_peft::model::any::load_model_as;
-use burn_peft::model::inject_adapters;
+use burn_peft::model::any::{AnyModel, load_model_as};
+use burn_peft::model::{PeftModel, inject_adapters};
 use burn_peft::persist::adapter::{InitialAdapters, save_adapter};
 use burn_peft::train::recipe::Recipe;
 
@@ -65,28 +64,40 @@ impl BackendJob for Job {
     fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<()> {
         let r = &self.recipe;
         let started = std::time::Instant::now();
-        let model = load_model_as::<B>(&r.model.path, r.model.precision, &device)?
-            .0
-            .decoder()
-            .context("init supports decoder models")?;
-        let (model, injection) = inject_adapters(model, &r.adapter)?;
-        println!(
-            "{} {} adapters on {} layers in {:.2} s",
-            r.adapter.method,
-            r.adapter.rank,
-            injection.adapted.len(),
-            started.elapsed().as_secs_f64()
-        );
-        println!("{}", ParamReport::of(&model));
-        let initial = InitialAdapters::of(&model);
-        save_adapter(
-            &model,
-            &r.adapter,
-            &initial,
-            &r.model.path.display().to_string(),
-            &self.out,
-        )?;
-        println!("wrote {}", self.out.display());
-        Ok(())
+        match load_model_as::<B>(&r.model.path, r.model.precision, &device)?.0 {
+            AnyModel::Decoder(model) => initialise(model, r, &self.out, started),
+            AnyModel::Rwkv6(model) => initialise(model, r, &self.out, started),
+            AnyModel::Encoder(_) => {
+                anyhow::bail!("init supports causal LMs (decoders and RWKV6)")
+            }
+        }
     }
+}
+
+/// Injects the recipe's adapters into `model` and saves them to `out`.
+fn initialise<B: AutodiffBackend, M: PeftModel<B> + HasAdapters<B>>(
+    model: M,
+    r: &Recipe,
+    out: &std::path::Path,
+    started: std::time::Instant,
+) -> anyhow::Result<()> {
+    let (model, injection) = inject_adapters(model, &r.adapter)?;
+    println!(
+        "{} {} adapters on {} layers in {:.2} s",
+        r.adapter.method,
+        r.adapter.rank,
+        injection.adapted.len(),
+        started.elapsed().as_secs_f64()
+    );
+    println!("{}", ParamReport::of(&model));
+    let initial = InitialAdapters::of(&model);
+    save_adapter(
+        &model,
+        &r.adapter,
+        &initial,
+        &r.model.path.display().to_string(),
+        out,
+    )?;
+    println!("wrote {}", out.display());
+    Ok(())
 }

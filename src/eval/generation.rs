@@ -5,7 +5,7 @@ use burn::tensor::backend::Backend;
 
 use super::progress::Progress;
 use crate::Result;
-use crate::model::decoder::Decoder;
+use crate::model::LanguageModel;
 use crate::model::generate::{GenerationOptions, generate};
 use crate::model::tokenizer::TextTokenizer;
 
@@ -19,29 +19,25 @@ pub struct Completions {
 }
 
 /// Greedy decoding options for `model`: stop at the model's or the tokenizer's EOS.
-pub fn greedy_options<B: Backend>(
-    model: &Decoder<B>,
+pub fn greedy_options<B: Backend, M: LanguageModel<B>>(
+    model: &M,
     tokenizer: &TextTokenizer,
     max_new_tokens: usize,
 ) -> GenerationOptions {
-    let mut eos_token_ids = model.config.eos_token_ids.clone();
+    let mut eos_token_ids = model.eos_token_ids().to_vec();
     eos_token_ids.extend(tokenizer.eos_token_id);
     GenerationOptions {
         max_new_tokens,
         temperature: 0.0,
         eos_token_ids,
-        pad_token_id: model
-            .config
-            .pad_token_id
-            .or(tokenizer.pad_token_id)
-            .unwrap_or(0),
+        pad_token_id: model.pad_token_id().or(tokenizer.pad_token_id).unwrap_or(0),
         ..GenerationOptions::default()
     }
 }
 
 /// Completes every prompt (BOS added by the tokenizer), `batch_size` at a time.
-pub fn complete<B: Backend>(
-    model: &Decoder<B>,
+pub fn complete<B: Backend, M: LanguageModel<B>>(
+    model: &M,
     tokenizer: &TextTokenizer,
     prompts: &[String],
     batch_size: usize,
@@ -61,8 +57,8 @@ pub fn complete<B: Backend>(
 
 /// As [`complete`]; `special_tokens` false encodes prompts as they are (chat-template prompts,
 /// which carry their own BOS).
-pub fn complete_with<B: Backend>(
-    model: &Decoder<B>,
+pub fn complete_with<B: Backend, M: LanguageModel<B>>(
+    model: &M,
     tokenizer: &TextTokenizer,
     prompts: &[String],
     special_tokens: bool,

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::jsonl;
 use super::progress::Progress;
 use crate::data::text::{chunk_documents, load_documents};
-use crate::model::decoder::Decoder;
+use crate::model::LanguageModel;
 use crate::model::loss::{causal_lm_loss, lm_labels};
 use crate::model::tokenizer::TextTokenizer;
 use crate::{Error, Result};
@@ -136,13 +136,13 @@ pub struct Perplexity {
 }
 
 /// Scores `sequences` with `model`, `batch_size` rows at a time (rows right-padded with mask 0).
-pub fn perplexity<B: Backend>(
-    model: &Decoder<B>,
+pub fn perplexity<B: Backend, M: LanguageModel<B>>(
+    model: &M,
     sequences: &[Sequence],
     batch_size: usize,
     progress: &Progress,
 ) -> Result<Perplexity> {
-    let vocab = model.config.vocab_size;
+    let vocab = model.vocab_size();
     if let Some((i, id)) = sequences.iter().enumerate().find_map(|(i, s)| {
         s.input_ids
             .iter()
@@ -155,7 +155,7 @@ pub fn perplexity<B: Backend>(
             format!("sequence {i} has a token outside the model's vocabulary of {vocab}"),
         ));
     }
-    let device = model.embed_tokens.weight.device();
+    let device = model.device();
     let mut total = 0.0f64;
     let mut tokens = 0usize;
     let mut per_sequence = Vec::with_capacity(sequences.len());
@@ -173,7 +173,7 @@ pub fn perplexity<B: Backend>(
         let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, shape), &device);
         let mask = Tensor::<B, 2, Int>::from_data(TensorData::new(mask, shape), &device);
         let labels = lm_labels(ids.clone(), Some(mask.clone()));
-        let logits = model.forward(ids, Some(mask));
+        let logits = model.logits(ids, Some(mask));
         let [_, _, v] = logits.dims();
         // One loss per row, so that each row's mean can be recorded; the total weights every
         // row by its scored tokens, which gives the batch loss exactly.

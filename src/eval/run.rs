@@ -19,9 +19,9 @@ use super::sandbox::{Outcome, Sandbox, SandboxLimits, SandboxPolicy, SandboxSumm
 use super::task::Task;
 use super::{completions, gsm8k, humaneval, math, perplexity};
 use crate::data::prompt::{humaneval_prompt, math_eval_prompt};
+use crate::model::LanguageModel;
 use crate::model::any::AnyModel;
 use crate::model::chat_template::ChatMessage;
-use crate::model::decoder::Decoder;
 use crate::model::tokenizer::TextTokenizer;
 use crate::{Error, Result};
 
@@ -400,17 +400,20 @@ pub fn evaluate_completions(options: &EvalOptions, file: &Path) -> Result<Evalua
     Ok(Evaluation { results, records })
 }
 
-/// Evaluates a causal LM: generation tasks (greedy, batched) or perplexity.
-pub fn evaluate_decoder<B: Backend>(
+/// Evaluates a causal LM (a decoder or RWKV6): generation tasks (greedy, batched) or
+/// perplexity.
+pub fn evaluate_decoder<B: Backend, M: LanguageModel<B>>(
     options: &EvalOptions,
-    model: &Decoder<B>,
+    model: &M,
     tokenizer: &TextTokenizer,
 ) -> Result<Evaluation> {
     let started = Instant::now();
     let data = options.data_path()?;
     let mut results = options.results(&data);
     let records = if options.task == Task::Perplexity {
-        let max_length = options.max_length.min(model.config.max_position_embeddings);
+        let max_length = options
+            .max_length
+            .min(model.max_positions().unwrap_or(usize::MAX));
         let mut sequences = perplexity::read_sequences(&data, Some(tokenizer), max_length)?;
         if let Some(n) = options.limit {
             sequences.truncate(n);

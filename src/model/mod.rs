@@ -23,6 +23,7 @@ pub mod skeleton;
 pub mod source;
 pub mod tokenizer;
 pub mod wkv;
+pub mod wkv_kernel;
 pub mod world_tokenizer;
 
 pub use config::{HfConfig, ModelType};

@@ -36,13 +36,18 @@ pub struct WkvInputs<B: Backend> {
     pub u: Tensor<B, 2>,
 }
 
-/// The chunked WKV: outputs `[batch, heads, seq, head_size]` and the state after the last step
-/// (`[batch, heads, N, N]`), from `state` (zeros when `None`).
+/// The WKV: outputs `[batch, heads, seq, head_size]` and the state after the last step
+/// (`[batch, heads, N, N]`), from `state` (zeros when `None`). On burn-flex (the CPU device,
+/// with or without autodiff) one kernel runs the recurrence ([`super::wkv_kernel`]); elsewhere
+/// the chunked composite.
 pub fn wkv6<B: Backend>(
     inputs: WkvInputs<B>,
     state: Option<Tensor<B, 4>>,
 ) -> (Tensor<B, 4>, Tensor<B, 4>) {
-    wkv6_chunked(inputs, state, CHUNK)
+    match super::wkv_kernel::try_wkv6(inputs, state) {
+        Ok(result) => result,
+        Err((inputs, state)) => wkv6_chunked(inputs, state, CHUNK),
+    }
 }
 
 /// [`wkv6`] with chunks of `chunk` steps.
@@ -74,40 +79,70 @@ pub fn wkv6_chunked<B: Backend>(
     let c_last = c.clone().slice([0..b, 0..h, 0..chunks, l - 1..l, 0..n]);
 
     // Inside each chunk: A[t, s] = Σ_i r_t[i] k_s[i] exp(c_{t-1}[i] - c_s[i]) for s < t.
-    // `true` where s ≥ t: those pairs get an exponent whose exp is 0 (masked before the exp,
-    // so no inf ever reaches a product).
-    let not_past: Tensor<B, 2, Bool> = Tensor::<B, 2, Bool>::tril_mask([l, l], -1, &device);
-    let exponent = c_before.clone().unsqueeze_dim::<6>(4) - c.clone().unsqueeze_dim::<6>(3);
-    let exponent = exponent.mask_fill(
-        not_past
-            .reshape([1, 1, 1, l, l, 1])
-            .expand([b, h, chunks, l, l, n]),
-        -1.0e30,
-    );
-    let decay = exponent.exp();
-    let scores = (r.clone().unsqueeze_dim::<6>(4) * k.clone().unsqueeze_dim::<6>(3) * decay)
-        .sum_dim(5)
+    // Laid out [chunk, i, s, t] so that every full-size elementwise op reads its broadcast
+    // operand as a per-row scalar or a shared row (burn-flex's SIMD paths; a general broadcast
+    // walks both operands element by element, ~8x slower on this [L, L, N] tensor).
+    let g = b * h * chunks;
+    let by_channel = |x: &Tensor<B, 5>| {
+        x.clone().reshape([g, l, n]).swap_dims(1, 2).mul_scalar(1.0) // materialised channel-major: `[g, N, L]`
+    };
+    let across = |x: Tensor<B, 3>| x.unsqueeze_dim::<4>(2).repeat_dim(2, l); // [g, N, s, t]
+    // 0 where s < t, -1e30 elsewhere (before the exp: no inf ever reaches a product).
+    let mask_row = Tensor::<B, 2, Bool>::tril_mask([l, l], 0, &device) // true where t > s
+        .float()
+        .sub_scalar(1.0)
+        .mul_scalar(1.0e30)
+        .reshape([1, l * l]);
+    let exponent = (across(by_channel(&c_before)) - by_channel(&c).unsqueeze_dim::<4>(3))
+        .reshape([g * n, l * l])
+        + mask_row;
+    let weighted = exponent.reshape([g, n, l, l]).exp()
+        * by_channel(&k).unsqueeze_dim::<4>(3)
+        * across(by_channel(&r));
+    let scores = weighted
+        .sum_dim(1)
+        .reshape([g, l, l])
+        .swap_dims(1, 2) // [g, t, s]
         .reshape([b, h, chunks, l, l]);
     let bonus = (r.clone() * k.clone() * u.reshape([1, h, 1, 1, n])).sum_dim(4);
     let mut out = scores.matmul(v.clone()) + bonus * v.clone();
 
-    // Across chunks: the state read at each step, and carried to the next chunk.
-    let r_read = r * c_before.exp();
+    // Across chunks, without a sequential loop: the state at the start of chunk j is
+    //   S_j = Σ_{i<j} exp(G_{j-1} - G_i) ⊙ KV_i + exp(G_{j-1}) ⊙ S_0
+    // with KV_i chunk i's own contribution (its keys decayed to its end), G the cumulative
+    // log-decay at chunk ends (per key channel) and every exponent again ≤ 0.
+    let r_read = r * c_before.exp(); // [b, h, chunks, L, N]
     let k_carry = k * (c_last.clone() - c).exp();
-    let carried = k_carry.swap_dims(3, 4).matmul(v); // [b, h, chunks, N, N]
-    let chunk_decay = c_last.exp().swap_dims(3, 4); // [b, h, chunks, N, 1]
-    let mut s = state.unwrap_or_else(|| Tensor::zeros([b, h, n, n], &device));
-    let mut reads = Vec::with_capacity(chunks);
-    for j in 0..chunks {
-        let at = |x: &Tensor<B, 5>, rows: usize, cols: usize| {
-            x.clone()
-                .slice([0..b, 0..h, j..j + 1, 0..rows, 0..cols])
-                .reshape([b, h, rows, cols])
-        };
-        reads.push(at(&r_read, l, n).matmul(s.clone()));
-        s = at(&chunk_decay, n, 1) * s + at(&carried, n, n);
-    }
-    out = out + Tensor::stack::<5>(reads, 2);
+    let carried = k_carry.swap_dims(3, 4).matmul(v); // KV_i: [b, h, chunks, N, N]
+    let chunk_decay = c_last.reshape([b, h, chunks, n]); // ≤ 0
+    let g = chunk_decay.clone().cumsum(2); // G_j, inclusive
+    let g_before = g.clone() - chunk_decay; // G_{j-1}
+    let not_earlier: Tensor<B, 2, Bool> =
+        Tensor::<B, 2, Bool>::tril_mask([chunks, chunks], -1, &device);
+    let weights = (g_before.clone().unsqueeze_dim::<5>(3) - g.clone().unsqueeze_dim::<5>(2))
+        .mask_fill(
+            not_earlier
+                .reshape([1, 1, chunks, chunks, 1])
+                .expand([b, h, chunks, chunks, n]),
+            -1.0e30,
+        )
+        .exp(); // [b, h, j, i, N(key)]
+    // Σ_i as a matmul per key channel: [j, i] × [i, N(value)].
+    let starts = weights
+        .permute([0, 1, 4, 2, 3])
+        .matmul(carried.clone().permute([0, 1, 3, 2, 4]))
+        .permute([0, 1, 3, 2, 4]); // [b, h, chunks, N, N]
+    let s0 = state.unwrap_or_else(|| Tensor::zeros([b, h, n, n], &device));
+    let from_s0 = |exponent: Tensor<B, 4>, rows: usize| {
+        exponent.exp().reshape([b, h, rows, n, 1]) * s0.clone().reshape([b, h, 1, n, n])
+    };
+    let starts = starts + from_s0(g_before, chunks);
+    out = out + r_read.matmul(starts);
+    // The state after the last chunk: every chunk's contribution decayed to the end.
+    let g_last = g.clone().slice([0..b, 0..h, chunks - 1..chunks, 0..n]); // [b, h, 1, N]
+    let to_end = (g_last.clone() - g).exp().reshape([b, h, chunks, n, 1]);
+    let s = (to_end * carried).sum_dim(2).reshape([b, h, n, n])
+        + from_s0(g_last, 1).reshape([b, h, n, n]);
     let out = out.reshape([b, h, padded, n]);
     let out = if padded == t {
         out

@@ -1,7 +1,7 @@
 //! RWKV6 (`tests/fixtures/tiny-rwkv6`, made by its `make.py`): logits, the recurrent state and
 //! greedy tokens against BlinkDL's `rwkv` package; the World tokenizer against the package's
-//! `TRIE_TOKENIZER`; the chunked WKV against the step-by-step recurrence (values and
-//! gradients); the block's gradients against central differences.
+//! `TRIE_TOKENIZER`; the chunked WKV and the CPU kernel against the step-by-step recurrence
+//! (values and gradients); the block's gradients against central differences.
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, ElementConversion, Int, Tensor};
@@ -9,7 +9,7 @@ use burn_peft::backend::{Cpu, Train};
 use burn_peft::model::generate::{GenerationOptions, generate};
 use burn_peft::model::rwkv6::Rwkv6;
 use burn_peft::model::tokenizer::TextTokenizer;
-use burn_peft::model::wkv::{WkvInputs, wkv6_chunked, wkv6_recurrent};
+use burn_peft::model::wkv::{WkvInputs, wkv6, wkv6_chunked, wkv6_recurrent};
 use burn_peft::model::{LanguageModel, Precision};
 
 use super::common::*;
@@ -155,18 +155,37 @@ fn wkv_inputs(
     [normal(), normal(), normal(), lw]
 }
 
+/// How a WKV test computes it.
+#[derive(Clone, Copy, Debug)]
+enum Wkv {
+    /// The composite in chunks of this many steps.
+    Chunked(usize),
+    /// `wkv6` as the model calls it: the CPU kernel on burn-flex.
+    Kernel,
+    Recurrent,
+}
+
 #[test]
-fn chunked_wkv_is_the_recurrence_in_values_and_gradients() {
+fn chunked_wkv_and_the_cpu_kernel_are_the_recurrence_in_values_and_gradients() {
     type A = Train<Cpu>;
     let device = Default::default();
-    for (t, chunk) in [(12, 4), (11, 4), (5, 16), (33, 16), (1, 16)] {
+    let cases = [
+        (12, Wkv::Chunked(4)),
+        (11, Wkv::Chunked(4)),
+        (5, Wkv::Chunked(16)),
+        (33, Wkv::Chunked(16)),
+        (1, Wkv::Chunked(16)),
+        (33, Wkv::Kernel),
+        (1, Wkv::Kernel),
+    ];
+    for (t, mode) in cases {
         let [r, k, v, lw] = wkv_inputs(2, 3, t, 8, &device);
         let u = Tensor::<A, 2>::random([3, 8], Distribution::Normal(0.0, 1.0), &device);
         let s0 = Tensor::<A, 4>::random([2, 3, 8, 8], Distribution::Normal(0.0, 1.0), &device);
         let weights = Tensor::<A, 4>::random([2, 3, t, 8], Distribution::Normal(0.0, 1.0), &device);
         let state_weights =
             Tensor::<A, 4>::random([2, 3, 8, 8], Distribution::Normal(0.0, 1.0), &device);
-        let run = |chunked: bool| {
+        let run = |mode: Wkv| {
             let leaves: Vec<Tensor<A, 4>> = [&r, &k, &v, &lw, &s0]
                 .iter()
                 .map(|x| (*x).clone().detach().require_grad())
@@ -179,10 +198,11 @@ fn chunked_wkv_is_the_recurrence_in_values_and_gradients() {
                 lw: leaves[3].clone(),
                 u: u.clone(),
             };
-            let (out, state) = if chunked {
-                wkv6_chunked(inputs, Some(leaves[4].clone()), chunk)
-            } else {
-                wkv6_recurrent(inputs, Some(leaves[4].clone()))
+            let s0 = Some(leaves[4].clone());
+            let (out, state) = match mode {
+                Wkv::Chunked(chunk) => wkv6_chunked(inputs, s0, chunk),
+                Wkv::Kernel => wkv6(inputs, s0),
+                Wkv::Recurrent => wkv6_recurrent(inputs, s0),
             };
             let loss = (out.clone() * weights.clone()).sum()
                 + (state.clone() * state_weights.clone()).sum();
@@ -192,15 +212,15 @@ fn chunked_wkv_is_the_recurrence_in_values_and_gradients() {
             gradients.push(u.grad(&grads).unwrap().unsqueeze::<4>());
             (out.inner(), state.inner(), gradients)
         };
-        let (out, state, grads) = run(true);
-        let (want, want_state, want_grads) = run(false);
+        let (out, state, grads) = run(mode);
+        let (want, want_state, want_grads) = run(Wkv::Recurrent);
         // Relative to the largest value (f32 sums in another order).
         for (what, got, want) in [("outputs", out, want), ("states", state, want_state)] {
             let scale: f64 = want.clone().abs().max().into_scalar().elem();
             let err = max_abs_diff(got, want);
             assert!(
                 err < 1e-5 * scale.max(1.0),
-                "t {t} chunk {chunk}: {what} differ by {err:e} (scale {scale})"
+                "t {t} {mode:?}: {what} differ by {err:e} (scale {scale})"
             );
         }
         for (i, (g, w)) in grads.into_iter().zip(want_grads).enumerate() {
@@ -208,7 +228,7 @@ fn chunked_wkv_is_the_recurrence_in_values_and_gradients() {
             let err = max_abs_diff(g, w);
             assert!(
                 err < 1e-5 * scale.max(1.0),
-                "t {t} chunk {chunk}: gradient of input {i} differs by {err:e} (scale {scale})"
+                "t {t} {mode:?}: gradient of input {i} differs by {err:e} (scale {scale})"
             );
         }
     }
