@@ -50,6 +50,10 @@ pub fn load_model_as<B: Backend>(
             };
             (AnyModel::Decoder(model), report)
         }
+        ModelSource::RwkvPth(file) => {
+            let (model, report) = super::rwkv6_pth::load_as(&file, precision, device)?;
+            (AnyModel::Rwkv6(model), report)
+        }
         ModelSource::Hf { dir, config } if config.model_type.is_decoder() => {
             let (model, report) = Decoder::load_as(&dir, precision, device)?;
             (AnyModel::Decoder(model), report)

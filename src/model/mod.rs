@@ -19,6 +19,7 @@ pub mod norm;
 pub mod precision;
 pub mod rope;
 pub mod rwkv6;
+pub mod rwkv6_pth;
 pub mod skeleton;
 pub mod source;
 pub mod tokenizer;

@@ -1,5 +1,5 @@
 //! What a model path names: an HF model folder (`config.json` + safetensors), a llama2.c `.bin`
-//! checkpoint, or a folder without `config.json` that holds one llama2.c checkpoint (as
+//! checkpoint, a BlinkDL RWKV6 `.pth`, or a folder without `config.json` that holds one llama2.c checkpoint (as
 //! `models/stories260K` does, next to its `tok512.bin` tokenizer and an `hf/` folder).
 
 use std::path::{Path, PathBuf};
@@ -15,6 +15,8 @@ pub enum ModelSource {
     Hf { dir: PathBuf, config: HfConfig },
     /// A llama2.c checkpoint file.
     Llama2c(PathBuf),
+    /// A BlinkDL RWKV6 release (`.pth`).
+    RwkvPth(PathBuf),
 }
 
 impl ModelSource {
@@ -30,9 +32,13 @@ impl ModelSource {
             if path.extension().is_some_and(|e| e == "bin") {
                 return Ok(ModelSource::Llama2c(path.to_path_buf()));
             }
+            if super::rwkv6_pth::is_pth(path) {
+                return Ok(ModelSource::RwkvPth(path.to_path_buf()));
+            }
             return Err(Error::BadFile {
                 path: path.to_path_buf(),
-                message: "expected an HF model folder or a llama2.c .bin file".into(),
+                message: "expected an HF model folder, a llama2.c .bin file or an RWKV6 .pth"
+                    .into(),
             });
         }
         if !path.join("config.json").exists() {
@@ -75,8 +81,8 @@ impl ModelSource {
     /// decoders.
     pub fn is_encoder(&self) -> bool {
         match self {
-            ModelSource::Hf { config, .. } => !config.model_type.is_decoder(),
-            ModelSource::Llama2c(_) => false,
+            ModelSource::Hf { config, .. } => !config.model_type.is_causal_lm(),
+            ModelSource::Llama2c(_) | ModelSource::RwkvPth(_) => false,
         }
     }
 }

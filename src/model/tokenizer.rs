@@ -85,13 +85,14 @@ impl TextTokenizer {
     /// The tokenizer of the model at `model`: `explicit` when given (a folder or a
     /// `tokenizer.json`), else the HF folder's own; for a llama2.c checkpoint (a `.bin`, or a
     /// folder holding one) the folder the `.bin` sits in when it has a `tokenizer.json`, else
-    /// its `hf/` subfolder.
+    /// its `hf/` subfolder; for an RWKV6 `.pth` the World vocabulary beside it.
     pub fn for_model(model: &Path, explicit: Option<&Path>) -> Result<Self> {
         if let Some(path) = explicit {
             return Self::load(path);
         }
         match ModelSource::resolve(model)? {
             ModelSource::Hf { dir, .. } => Self::load(&dir),
+            ModelSource::RwkvPth(file) => Self::load(file.parent().unwrap_or(Path::new("."))),
             ModelSource::Llama2c(file) => {
                 let dir = file.parent().unwrap_or(Path::new("."));
                 if dir.join("tokenizer.json").is_file() {

@@ -98,14 +98,70 @@ backend_tests!(
 );
 
 #[test]
-fn hf_folder_loads_with_the_released_ranks() {
+fn blink_pth_gives_the_package_logits_and_the_hf_folders_model() {
     let device = device();
-    let model = load::<B>(&device);
-    assert_eq!(model.architecture(), "rwkv6");
-    assert_eq!(model.max_positions(), None);
-    assert_eq!(model.blocks.len(), 2);
-    assert_eq!(model.config.mix_rank, 32);
-    assert_eq!(model.config.decay_rank, 64);
+    let hf = load::<B>(&device);
+    assert_eq!(hf.architecture(), "rwkv6");
+    assert_eq!(hf.max_positions(), None);
+    assert_eq!((hf.config.mix_rank, hf.config.decay_rank), (32, 64));
+    let (model, report) =
+        burn_peft::model::any::load_model::<B>(&fixture("tiny-rwkv6/blink.pth"), &device).unwrap();
+    assert!(report.unused.is_empty(), "unused {:?}", report.unused);
+    let burn_peft::model::any::AnyModel::Rwkv6(blink) = model else {
+        panic!("blink.pth did not load as RWKV6")
+    };
+    let c = &blink.config;
+    assert_eq!(
+        (
+            c.vocab_size,
+            c.hidden_size,
+            c.num_layers,
+            c.heads(),
+            c.head_size,
+            c.intermediate_size
+        ),
+        (512, 64, 2, 4, 16, 224)
+    );
+    let reference = Reference::open("tiny-rwkv6");
+    let ids = reference.ints("input_ids");
+    let logits = blink.forward(ids.clone(), None);
+    let err = max_abs_diff(
+        logits.clone(),
+        reference.floats_on::<B, 3>("logits", &device),
+    );
+    assert!(
+        err < 1e-4,
+        "blink.pth logits differ from the package's by {err:e}"
+    );
+    assert_eq!(
+        max_abs_diff(logits, hf.forward(ids, None)),
+        0.0,
+        "blink.pth and the HF folder differ"
+    );
+    // The World vocabulary beside the .pth is its tokenizer.
+    let tokenizer = TextTokenizer::for_model(
+        &fixture("tiny-rwkv6/blink.pth"),
+        Some(&fixture("tiny-rwkv6/hf")),
+    )
+    .unwrap();
+    assert_eq!(tokenizer.vocab_size(), 65530);
+}
+
+#[test]
+fn a_damaged_pth_is_an_error_naming_the_file() {
+    let dir = std::env::temp_dir().join(format!("burn-peft-bad-pth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("broken.pth");
+    std::fs::write(&file, b"PK\x03\x04 not really a zip").unwrap();
+    let err = burn_peft::model::any::load_model::<B>(&file, &device())
+        .err()
+        .expect("a damaged .pth must not load")
+        .to_string();
+    assert!(
+        err.contains("broken.pth") && err.contains("PyTorch"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -169,6 +225,7 @@ enum Wkv {
 fn chunked_wkv_and_the_cpu_kernel_are_the_recurrence_in_values_and_gradients() {
     type A = Train<Cpu>;
     let device = Default::default();
+    A::seed(&device, 0);
     let cases = [
         (12, Wkv::Chunked(4)),
         (11, Wkv::Chunked(4)),
@@ -238,6 +295,7 @@ fn chunked_wkv_and_the_cpu_kernel_are_the_recurrence_in_values_and_gradients() {
 fn block_gradients_match_central_differences() {
     type A = Train<Cpu>;
     let device = Default::default();
+    A::seed(&device, 5);
     let model = load::<A>(&device);
     let block = &model.blocks[1];
     let x = Tensor::<A, 3>::random([2, 7, 64], Distribution::Normal(0.0, 1.0), &device);
@@ -257,7 +315,10 @@ fn block_gradients_match_central_differences() {
         let minus: f64 = loss(x.clone() - direction.clone() * h).into_scalar().elem();
         (plus - minus) / (2.0 * h)
     };
-    let numeric = (4.0 * central(5e-3) - central(1e-2)) / 3.0;
+    // The block is strongly curved along random directions (measured: the plain central
+    // difference at h = 1e-2 is off by up to 6%); h = 5e-3 and 2.5e-3 extrapolated agree with
+    // the analytic value to ~2e-4 over seeds, composite and kernel alike.
+    let numeric = (4.0 * central(2.5e-3) - central(5e-3)) / 3.0;
     let err = (analytic - numeric).abs();
     assert!(
         err < 2e-3 * analytic.abs().max(1.0),
