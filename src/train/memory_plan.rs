@@ -159,10 +159,13 @@ impl MemoryPlan {
         let c = ActivationCoefficients::for_dtype(base_dtype);
         let adapted_per_layer = check.adapted.len() as f64 / s.num_layers.max(1) as f64;
         let rwkv = s.model_type == ModelType::Rwkv6;
-        // The attention scores of one layer (`heads × seq` per token). RWKV6 has none; its
-        // chunked WKV keeps the pairwise decays of each chunk instead: the exponent, its exp
-        // and the r ⊗ k product, f32 `[chunk, attention]` per token.
-        let scores = if rwkv {
+        // The attention scores of one layer (`heads × seq` per token). RWKV6 has none. On the
+        // CPU its WKV kernel keeps its four f32 inputs; elsewhere the chunked composite keeps
+        // the pairwise decays of each chunk: the exponent, its exp and the r ⊗ k product, f32
+        // `[chunk, attention]` per token.
+        let scores = if rwkv && device(recipe) == Some(DeviceKind::Cpu) {
+            tokens * 16.0 * s.hidden_size as f64
+        } else if rwkv {
             tokens * 12.0 * (crate::model::wkv::CHUNK * s.hidden_size) as f64
         } else {
             tokens * c.score * (s.num_heads * seq) as f64
@@ -217,8 +220,9 @@ impl MemoryPlan {
         };
         if rwkv {
             notes.push(
-                "RWKV6 activations: the decoder model with the chunked WKV's pairwise decays in \
-                 place of attention scores (not measured)"
+                "RWKV6 activations: the decoder model with the WKV's own (the CPU kernel's inputs; \
+                 elsewhere the chunked composite's pairwise decays) in place of attention scores \
+                 (not measured)"
                     .into(),
             );
         } else if !s.model_type.is_decoder() {
@@ -389,7 +393,9 @@ impl fmt::Display for MemoryPlan {
             gib(sent(2)).trim(),
             gib(sent(8)).trim()
         )?;
-        if !self.gradient_checkpointing && self.activations > self.device_peak() / 2 {
+        let recomputable = self.check.skeleton.model_type != ModelType::Rwkv6;
+        if recomputable && !self.gradient_checkpointing && self.activations > self.device_peak() / 2
+        {
             writeln!(
                 f,
                 "hint: activations dominate; model.gradient_checkpointing = true keeps one \

@@ -17,8 +17,9 @@ fn check(relative: &str, overrides: &[&str]) -> burn_peft::Result<CheckReport> {
 #[test]
 fn every_shipped_recipe_validates_against_its_architecture() {
     let recipes = shipped_recipes();
-    // 8 stories260K recipes, 9 SORSA-study, 6 LoRA-FA-study and 12 LoTR-study recipes.
-    assert_eq!(recipes.len(), 35, "{recipes:?}");
+    // 8 stories260K recipes, 12 SORSA-study (3 methods x Llama 2, Mistral, Gemma, RWKV6), 6
+    // LoRA-FA-study and 12 LoTR-study recipes.
+    assert_eq!(recipes.len(), 38, "{recipes:?}");
     for path in &recipes {
         let relative = path.strip_prefix(root()).unwrap();
         let recipe =
@@ -72,6 +73,21 @@ fn published_parameter_counts_follow_from_the_recipes() {
             );
             assert_eq!(report.adapted.len(), 7 * report.skeleton.num_layers);
         }
+    }
+    // RWKV6 7B: 176M, every linear of the 32 blocks (5 in the time mix, 3 in the channel mix).
+    for method in ["sorsa", "pissa", "lora"] {
+        let recipe = format!("configs/sorsa-metamath/rwkv6-7b-{method}.toml");
+        let report = check(&recipe, &[]).unwrap();
+        assert!(
+            near(report.trainable_params, 176e6, 0.5),
+            "{recipe}: {} trainable, published 176M",
+            report.trainable_params
+        );
+        assert_eq!(report.adapted.len(), 8 * 32);
+        assert!(
+            report.adapted.iter().all(|l| !l.is_head),
+            "{recipe}: the head is not adapted"
+        );
     }
     // SORSA adds the r singular values per layer to LoRA's r·(in + out).
     let lora = check("configs/sorsa-metamath/llama2-7b-lora.toml", &[]).unwrap();

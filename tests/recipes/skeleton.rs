@@ -70,6 +70,30 @@ fn skeleton_has_the_loaded_models_layers_and_parameters() {
         );
         assert_eq!(skeleton.total_params(), ParamReport::of(&with_head).total());
     }
+    {
+        let dir = root().join("tests/fixtures/tiny-rwkv6/hf");
+        let (model, _) = burn_peft::model::rwkv6::Rwkv6::<B>::load_as(
+            &dir,
+            burn_peft::model::Precision::Auto,
+            &device,
+        )
+        .unwrap();
+        let skeleton = ModelSkeleton::read(&dir, HeadSpec::FromConfig).unwrap();
+        assert_eq!(skeleton_linears(&skeleton), loaded_linears(&model), "rwkv6");
+        assert_eq!(
+            skeleton.total_params(),
+            ParamReport::of(&model).total(),
+            "rwkv6"
+        );
+        for linear in &skeleton.linears {
+            assert_eq!(
+                linear.is_head,
+                model.is_head(&linear.name),
+                "{}",
+                linear.name
+            );
+        }
+    }
     for name in ["tiny-bert-cls", "tiny-roberta-cls"] {
         let dir = root().join("tests/fixtures").join(name);
         let (model, _) = EncoderClassifier::<B>::load(&dir, &device).unwrap();
