@@ -3,9 +3,11 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use burn_peft::adapter::Targets;
 use burn_peft::adapter::accounting::group_digits;
 use burn_peft::io::checkpoint::Checkpoint;
 use burn_peft::model::HfConfig;
+use burn_peft::model::skeleton::{HeadSpec, ModelSkeleton};
 
 #[derive(clap::Args, Debug)]
 pub struct InspectArgs {
@@ -34,10 +36,12 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
         "intermediate_size",
         "num_attention_heads",
         "num_key_value_heads",
+        "attention_hidden_size",
+        "head_size",
         "vocab_size",
     ] {
         if let Some(v) = config.json.get(key) {
-            println!("{key:<20} {v}");
+            println!("{key:<22} {v}");
         }
     }
     let mut dtypes: BTreeMap<String, usize> = BTreeMap::new();
@@ -58,23 +62,63 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     for (dtype, count) in dtypes {
         println!("  {dtype:<6} {}", group_digits(count));
     }
-    // Linear layers: 2-D `.weight` tensors other than embeddings. Grouped by their last name.
-    let mut linears: BTreeMap<String, (usize, Vec<usize>)> = BTreeMap::new();
-    for name in ckpt.names() {
-        let Some(module) = name.strip_suffix(".weight") else {
-            continue;
-        };
-        let shape = ckpt.shape(name).unwrap_or(&[]);
-        if shape.len() != 2 || module.contains("embed") || module.contains("embeddings") {
-            continue;
-        }
-        let short = module.rsplit('.').next().unwrap_or(module).to_string();
-        let entry = linears.entry(short).or_insert((0, shape.to_vec()));
-        entry.0 += 1;
-    }
     println!("linear layers that can take adapters (targets), [out, in]:");
-    for (short, (count, shape)) in linears {
-        println!("  {short:<16} x{count:<4} {shape:?}");
+    match ModelSkeleton::from_config(&config, HeadSpec::FromConfig) {
+        Ok(skeleton) => {
+            // Grouped by their name without the layer index (`model.layers.*.self_attn.q_proj`).
+            let mut groups: Vec<(String, usize, [usize; 2], bool)> = Vec::new();
+            for linear in &skeleton.linears {
+                let pattern = linear
+                    .name
+                    .split('.')
+                    .map(|part| {
+                        if part.parse::<usize>().is_ok() {
+                            "*"
+                        } else {
+                            part
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(".");
+                let shape = [linear.out_features, linear.in_features];
+                match groups.iter_mut().find(|g| g.0 == pattern) {
+                    Some(group) => group.1 += 1,
+                    None => groups.push((pattern, 1, shape, linear.is_head)),
+                }
+            }
+            for (pattern, count, shape, head) in groups {
+                let note = if head {
+                    "  (head: not in all-linear)"
+                } else {
+                    ""
+                };
+                println!("  {pattern:<44} x{count:<4} {shape:?}{note}");
+            }
+            let defaults = match skeleton.default_targets() {
+                Targets::Names(names) => names.join(", "),
+                Targets::Pattern(pattern) => pattern,
+            };
+            println!("default targets (no adapter.targets): {defaults}");
+        }
+        Err(_) => {
+            // Linear layers: 2-D `.weight` tensors other than embeddings, by their last name.
+            let mut linears: BTreeMap<String, (usize, Vec<usize>)> = BTreeMap::new();
+            for name in ckpt.names() {
+                let Some(module) = name.strip_suffix(".weight") else {
+                    continue;
+                };
+                let shape = ckpt.shape(name).unwrap_or(&[]);
+                if shape.len() != 2 || module.contains("embed") || module.contains("embeddings") {
+                    continue;
+                }
+                let short = module.rsplit('.').next().unwrap_or(module).to_string();
+                let entry = linears.entry(short).or_insert((0, shape.to_vec()));
+                entry.0 += 1;
+            }
+            for (short, (count, shape)) in linears {
+                println!("  {short:<16} x{count:<4} {shape:?}");
+            }
+        }
     }
     Ok(())
 }

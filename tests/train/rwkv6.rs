@@ -196,3 +196,92 @@ impl AdaptedCount for Rwkv6<B> {
             .count()
     }
 }
+
+/// Runs the binary, asserts it succeeded and returns its standard output.
+fn burn_peft_stdout(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_burn-peft"))
+        .current_dir(root())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn generate_eval_and_inspect_run_on_rwkv6() {
+    let base = tiny_world_rwkv6();
+    let model = path(&base);
+    // Batched prompts of different lengths, the World tokenizer from the model folder.
+    let text = burn_peft_stdout(&[
+        "generate",
+        "--model",
+        model,
+        "--prompt",
+        "Once upon a time",
+        "--prompt",
+        "Hi",
+        "--max-new-tokens",
+        "6",
+    ]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("Once upon a time") && lines[1].starts_with("Hi"),
+        "{text}"
+    );
+
+    // GSM-8K with METHODS.md's prompts through the recurrent state, with a trained adapter.
+    let recipe = rwkv6_recipe("rwkv6-eval", &["optim.max_steps=2"]);
+    train_language_model::<Train>(
+        &recipe,
+        &device(),
+        &TrainOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let adapter = recipe.run.output_dir.join("adapter");
+    let out = recipe.run.output_dir.join("gsm8k.json");
+    burn_peft_stdout(&[
+        "eval",
+        "--model",
+        model,
+        "--adapter",
+        path(&adapter),
+        "--task",
+        "gsm8k",
+        "--limit",
+        "3",
+        "--batch-size",
+        "2",
+        "--max-new-tokens",
+        "8",
+        "--out",
+        path(&out),
+    ]);
+    let results: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(results["counts"]["examples"], 3, "{results}");
+    assert!(
+        results["generated_tokens"].as_u64().unwrap() > 0,
+        "{results}"
+    );
+
+    let text = burn_peft_stdout(&["inspect", "--model", model]);
+    assert!(
+        text.contains("rwkv.blocks.*.feed_forward.key") && text.contains("[96, 32]"),
+        "{text}"
+    );
+    let text = burn_peft_stdout(&[
+        "bench", "generate", "--model", model, "--prompt", "16", "--decode", "4", "--batch", "2",
+    ]);
+    assert!(
+        text.contains("model: rwkv6") && text.contains("decode:"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&recipe.run.output_dir).unwrap();
+}
