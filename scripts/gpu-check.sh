@@ -15,8 +15,9 @@
 #                                 path is linked to this checkout when it does not exist.
 #
 # Decoder and encoder parity with transformers on every fixture and the PEFT adapters, the
-# real-stories260K exactness test, KV-cache generation, the adapter/merge/regularizer tests,
-# six training steps of every method against the CPU run, merge, export and resume.
+# real-stories260K exactness test, KV-cache generation, RWKV6 parity with the `rwkv` package and
+# SORSA training against the CPU, the adapter/merge/regularizer tests, six training steps of
+# every method against the CPU run, merge, export and resume.
 #
 # Cost on a 2-core machine without a GPU: the wgpu feature rebuilds Burn (13 min), the test
 # binary builds in 3 min and runs in 11-12 min, most of it compiling kernels on llvmpipe. Mesa's
@@ -33,6 +34,8 @@ cuda_benchmarks() {
     "$1" bench train --device cuda --method "$method" --hidden 2048 --layers 16 \
       --seq 512 --batch 4 --rank 64 --precision bf16
   done
+  "$1" bench train --device cuda --arch rwkv6 --method sorsa --hidden 2048 --layers 16 \
+    --seq 512 --batch 4 --rank 64 --precision bf16
   "$1" bench generate --device cuda --hidden 2048 --layers 16
 }
 

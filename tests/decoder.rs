@@ -26,6 +26,8 @@ mod peft_adapter;
 mod precision;
 #[path = "decoder/rwkv6.rs"]
 mod rwkv6;
+#[path = "decoder/rwkv6_kernels.rs"]
+mod rwkv6_kernels;
 #[path = "decoder/sliding_window.rs"]
 mod sliding_window;
 #[path = "decoder/sliding_window_config.rs"]

@@ -1,9 +1,9 @@
 //! The GPU-path suite: what the CPU tests check, on the device backends compiled in
 //! (`--features wgpu`: Vulkan, Metal, or Mesa's llvmpipe on a machine without a GPU;
 //! `--features cuda`). Decoder and encoder parity with transformers on every fixture, the PEFT
-//! adapters, exactness on real weights, KV-cache generation, the adapter/merge/regularizer
-//! foundation tests, six training steps of every method against the CPU run, merge, export
-//! and resume.
+//! adapters, exactness on real weights, KV-cache generation, RWKV6 parity (the `rwkv` package)
+//! and training, the adapter/merge/regularizer foundation tests, six training steps of every
+//! method against the CPU run, merge, export and resume.
 //!
 //! One test binary, so one process: the device backends compile each kernel once per process
 //! (minutes on llvmpipe), and the tests here share those kernels. `scripts/gpu-check.sh` runs it.
@@ -25,6 +25,7 @@ mod decoder {
     mod exactness;
     mod parity;
     mod peft_adapter;
+    mod rwkv6;
     mod sliding_window;
 }
 

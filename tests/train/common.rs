@@ -61,6 +61,67 @@ pub fn probe() -> (Tensor<B, 2, Int>, Tensor<B, 2, Int>) {
     )
 }
 
+/// The tiny World-vocabulary RWKV6 folder: hidden 32, 2 blocks of 2 heads.
+pub fn tiny_world_rwkv6() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = temp("tiny-world-rwkv6");
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = burn_peft::model::rwkv6::Rwkv6Config::finch(65536, 32, 2, 16);
+        let model = burn_peft::model::rwkv6::Rwkv6::<B>::random_as(
+            config.clone(),
+            7,
+            burn::tensor::FloatDType::F32,
+            &device(),
+        )
+        .unwrap();
+        burn_peft::io::checkpoint::write_safetensors(
+            &dir.join("model.safetensors"),
+            model.hf_tensors().unwrap(),
+            None,
+        )
+        .unwrap();
+        let json = serde_json::json!({
+            "architectures": ["Rwkv6ForCausalLM"],
+            "model_type": "rwkv6",
+            "vocab_size": config.vocab_size,
+            "hidden_size": config.hidden_size,
+            "num_hidden_layers": config.num_layers,
+            "attention_hidden_size": config.attention_hidden_size,
+            "head_size": config.head_size,
+            "head_size_divisor": 8,
+            "intermediate_size": config.intermediate_size,
+            "layer_norm_epsilon": 1e-5,
+            "tie_word_embeddings": false,
+            "bos_token_id": 0,
+            "eos_token_id": 0,
+            "torch_dtype": "float32"
+        });
+        std::fs::write(dir.join("config.json"), json.to_string()).unwrap();
+        std::fs::copy(
+            root()
+                .join("tests/fixtures/tiny-rwkv6/hf")
+                .join(burn_peft::model::world_tokenizer::VOCAB_FILE),
+            dir.join(burn_peft::model::world_tokenizer::VOCAB_FILE),
+        )
+        .unwrap();
+        dir
+    })
+    .clone()
+}
+
+/// The quick recipe on the tiny RWKV6.
+pub fn rwkv6_recipe(tag: &str, extra: &[&str]) -> Recipe {
+    let model = format!("model.path=\"{}\"", tiny_world_rwkv6().display());
+    let mut sets = vec![
+        model.as_str(),
+        "adapter.targets=\"all-linear\"",
+        "optim.lr=1e-2",
+    ];
+    sets.extend(extra);
+    quick_recipe(tag, &sets)
+}
+
 pub fn max_abs_diff<const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> f64 {
     (a - b).abs().max().into_scalar().elem()
 }

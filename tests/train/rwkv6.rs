@@ -4,71 +4,15 @@
 //! `export` a PEFT LoRA that applies the PEFT way; a SORSA run killed with SIGKILL resumes to
 //! the uninterrupted run's adapter.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use burn::tensor::{FloatDType, Int, Tensor, TensorData};
-use burn_peft::io::checkpoint::write_safetensors;
+use burn::tensor::{Int, Tensor, TensorData};
 use burn_peft::model::any::{AnyModel, load_model};
-use burn_peft::model::rwkv6::{Rwkv6, Rwkv6Config};
+use burn_peft::model::rwkv6::Rwkv6;
 use burn_peft::model::{Precision, world_tokenizer};
 use burn_peft::train::{TrainOptions, train_language_model};
 
 use crate::common::*;
-
-/// The tiny World-vocabulary RWKV6 folder: hidden 32, 2 blocks of 2 heads.
-pub fn tiny_world_rwkv6() -> PathBuf {
-    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = temp("tiny-world-rwkv6");
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = Rwkv6Config::finch(65536, 32, 2, 16);
-        let model = Rwkv6::<B>::random_as(config.clone(), 7, FloatDType::F32, &device()).unwrap();
-        write_safetensors(
-            &dir.join("model.safetensors"),
-            model.hf_tensors().unwrap(),
-            None,
-        )
-        .unwrap();
-        let json = serde_json::json!({
-            "architectures": ["Rwkv6ForCausalLM"],
-            "model_type": "rwkv6",
-            "vocab_size": config.vocab_size,
-            "hidden_size": config.hidden_size,
-            "num_hidden_layers": config.num_layers,
-            "attention_hidden_size": config.attention_hidden_size,
-            "head_size": config.head_size,
-            "head_size_divisor": 8,
-            "intermediate_size": config.intermediate_size,
-            "layer_norm_epsilon": 1e-5,
-            "tie_word_embeddings": false,
-            "bos_token_id": 0,
-            "eos_token_id": 0,
-            "torch_dtype": "float32"
-        });
-        std::fs::write(dir.join("config.json"), json.to_string()).unwrap();
-        std::fs::copy(
-            root()
-                .join("tests/fixtures/tiny-rwkv6/hf")
-                .join(world_tokenizer::VOCAB_FILE),
-            dir.join(world_tokenizer::VOCAB_FILE),
-        )
-        .unwrap();
-        dir
-    })
-    .clone()
-}
-
-/// The quick recipe on the tiny RWKV6.
-fn rwkv6_recipe(tag: &str, extra: &[&str]) -> burn_peft::train::recipe::Recipe {
-    let model = format!("model.path=\"{}\"", tiny_world_rwkv6().display());
-    let mut sets = vec![
-        model.as_str(),
-        "adapter.targets=\"all-linear\"",
-        "optim.lr=1e-2",
-    ];
-    sets.extend(extra);
-    quick_recipe(tag, &sets)
-}
 
 fn path(p: &Path) -> &str {
     p.to_str().expect("temp paths are UTF-8")
