@@ -128,7 +128,7 @@ impl Rwkv6Config {
             message: format!("`{field}`: {message}"),
         };
         let attention = c.attention_hidden_size.unwrap_or(c.hidden_size);
-        if c.head_size == 0 || attention % c.head_size != 0 {
+        if c.head_size == 0 || !attention.is_multiple_of(c.head_size) {
             return Err(bad(
                 "head_size",
                 format!(

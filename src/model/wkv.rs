@@ -26,15 +26,7 @@ use burn::tensor::{Bool, FloatDType, Tensor};
 /// `T / L` small matmuls.
 pub const CHUNK: usize = 16;
 
-/// The inputs of one WKV call, `[batch, heads, seq, head_size]` (f32): receptance, key, value
-/// and log-decay (`lw = -exp(·) ≤ 0`); `u` is `[heads, head_size]`.
-pub struct WkvInputs<B: Backend> {
-    pub r: Tensor<B, 4>,
-    pub k: Tensor<B, 4>,
-    pub v: Tensor<B, 4>,
-    pub lw: Tensor<B, 4>,
-    pub u: Tensor<B, 2>,
-}
+pub use super::wkv_kernel::WkvInputs;
 
 /// The WKV: outputs `[batch, heads, seq, head_size]` and the state after the last step
 /// (`[batch, heads, N, N]`), from `state` (zeros when `None`). On burn-flex (the CPU device,

@@ -10,7 +10,7 @@
 //! on the backend's type at run time rather than through a trait bound: a bound would have to
 //! be carried by every generic function between the CLI and the model, for every backend.
 //!
-//! The backward pass recomputes the forward states from checkpoints every [`SEGMENT`] steps
+//! The backward pass recomputes the forward states from checkpoints every 16 steps (`SEGMENT`)
 //! and runs the adjoint recurrence backwards:
 //! `dS_t = diag(w_t) dS_{t+1} + r_tᵀ dout_t`, with `dr`, `dk`, `dv`, `dw` and `du` read off
 //! each step.
@@ -27,7 +27,15 @@ use burn::tensor::ops::FloatTensor;
 use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 use rayon::prelude::*;
 
-use super::wkv::WkvInputs;
+/// The inputs of one WKV call, `[batch, heads, seq, head_size]` (f32): receptance, key, value
+/// and log-decay (`lw = -exp(·) ≤ 0`); `u` is `[heads, head_size]`.
+pub struct WkvInputs<B: Backend> {
+    pub r: Tensor<B, 4>,
+    pub k: Tensor<B, 4>,
+    pub v: Tensor<B, 4>,
+    pub lw: Tensor<B, 4>,
+    pub u: Tensor<B, 2>,
+}
 
 /// Steps between the forward states the backward pass keeps.
 const SEGMENT: usize = 16;

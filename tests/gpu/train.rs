@@ -185,7 +185,10 @@ fn rwkv6_sorsa_tracks_the_cpu_run<Bk: Backend>(device: &Bk::Device) {
     let ids: Vec<i64> = (0..48).map(|i| (i * 1637 + 11) % 65530).collect();
     let logits = |model: AnyModel<Cpu>| match model {
         AnyModel::Rwkv6(m) => m.forward(
-            Tensor::<Cpu, 2, Int>::from_data(burn::tensor::TensorData::new(ids.clone(), [2, 24]), &Default::default()),
+            Tensor::<Cpu, 2, Int>::from_data(
+                burn::tensor::TensorData::new(ids.clone(), [2, 24]),
+                &Default::default(),
+            ),
             None,
         ),
         _ => unreachable!(),
@@ -195,14 +198,20 @@ fn rwkv6_sorsa_tracks_the_cpu_run<Bk: Backend>(device: &Bk::Device) {
         unreachable!()
     };
     let got = on_device.forward(
-        Tensor::<Bk, 2, Int>::from_data(burn::tensor::TensorData::new(ids.clone(), [2, 24]), device),
+        Tensor::<Bk, 2, Int>::from_data(
+            burn::tensor::TensorData::new(ids.clone(), [2, 24]),
+            device,
+        ),
         None,
     );
     let got = Tensor::<Cpu, 3>::from_data(got.into_data(), &Default::default());
     let scale = max_abs_diff(want.clone(), want.clone() * 0.0);
     let err = max_abs_diff(got, want);
     eprintln!("rwkv6 world-vocabulary logits: device vs cpu {err:e} (scale {scale})");
-    assert!(err <= 1e-5 * scale.max(1.0), "rwkv6 logits: device vs cpu {err:e} (scale {scale})");
+    assert!(
+        err <= 1e-5 * scale.max(1.0),
+        "rwkv6 logits: device vs cpu {err:e} (scale {scale})"
+    );
 
     let cpu = rwkv6_recipe(&tag::<Bk>(device, "rwkv6-cpu"), &sets);
     train::<Train<Cpu>>(&cpu, &Default::default(), &quiet()).unwrap();
