@@ -279,15 +279,6 @@ pub struct Rwkv6State<B: Backend> {
     pub blocks: Vec<BlockState<B>>,
 }
 
-impl<B: Backend> Rwkv6State<B> {
-    /// The rows the state holds.
-    pub fn batch_size(&self) -> usize {
-        self.blocks
-            .first()
-            .map_or(0, |b| b.attention_shift.dims()[0])
-    }
-}
-
 /// `x_{t-1} - x_t` along the sequence (the first step's `x_{-1}` from `previous`, zeros when
 /// there is none), and the last step's `x` for the next call.
 fn token_shift<B: Backend>(
@@ -437,7 +428,7 @@ impl<B: Backend> Block<B> {
         let x = x + y;
         let xx = masked(self.ln2.forward(x.clone()));
         let (sx, feed_forward_shift) = token_shift(xx.clone(), ffn_shift);
-        let x = x.clone() + self.feed_forward.forward(xx, sx, shared);
+        let x = x + self.feed_forward.forward(xx, sx, shared);
         (
             x,
             BlockState {
