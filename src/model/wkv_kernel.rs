@@ -162,6 +162,22 @@ fn step(r: &[f32], k: &[f32], v: &[f32], lw: &[f32], u: &[f32], s: &mut [f32], o
     }
 }
 
+/// [`step`] on step `t` of one head's `[r, k, v, lw]` (`[t][n]`) with its `u`.
+#[inline]
+fn step_at(x: [&[f32]; 5], t: usize, s: &mut [f32], out: &mut [f32]) {
+    let [r, k, v, lw, u] = x;
+    let at = t * u.len()..(t + 1) * u.len();
+    step(
+        &r[at.clone()],
+        &k[at.clone()],
+        &v[at.clone()],
+        &lw[at],
+        u,
+        s,
+        out,
+    );
+}
+
 /// Outputs `[b·h][t][n]` and final states `[b·h][n][n]`.
 fn forward_host(x: &HostInputs) -> (Vec<f32>, Vec<f32>) {
     let Dims { b, h, t, n } = x.dims;
@@ -172,17 +188,8 @@ fn forward_host(x: &HostInputs) -> (Vec<f32>, Vec<f32>) {
         .enumerate()
         .for_each(|(bh, (out, s))| {
             let [r, k, v, lw, u, _] = x.head(bh);
-            for step_t in 0..t {
-                let at = step_t * n..(step_t + 1) * n;
-                step(
-                    &r[at.clone()],
-                    &k[at.clone()],
-                    &v[at.clone()],
-                    &lw[at.clone()],
-                    u,
-                    s,
-                    &mut out[at],
-                );
+            for (step_t, out) in out.chunks_mut(n).enumerate() {
+                step_at([r, k, v, lw, u], step_t, s, out);
             }
         });
     (out, states)
@@ -208,16 +215,7 @@ fn backward_host(x: &HostInputs, grad: &[f32]) -> [Vec<f32>; 6] {
                 if step_t % SEGMENT == 0 {
                     starts.extend_from_slice(&s);
                 }
-                let at = step_t * n..(step_t + 1) * n;
-                step(
-                    &r[at.clone()],
-                    &k[at.clone()],
-                    &v[at.clone()],
-                    &lw[at.clone()],
-                    u,
-                    &mut s,
-                    &mut scratch,
-                );
+                step_at([r, k, v, lw, u], step_t, &mut s, &mut scratch);
             }
             let (mut dr, mut dk, mut dv, mut dlw) = (
                 vec![0.0; t * n],
@@ -236,16 +234,7 @@ fn backward_host(x: &HostInputs, grad: &[f32]) -> [Vec<f32>; 6] {
                 for step_t in first..last {
                     let slot = (step_t - first) * n * n;
                     states[slot..slot + n * n].copy_from_slice(&s);
-                    let at = step_t * n..(step_t + 1) * n;
-                    step(
-                        &r[at.clone()],
-                        &k[at.clone()],
-                        &v[at.clone()],
-                        &lw[at.clone()],
-                        u,
-                        &mut s,
-                        &mut scratch,
-                    );
+                    step_at([r, k, v, lw, u], step_t, &mut s, &mut scratch);
                 }
                 for step_t in (first..last).rev() {
                     let slot = (step_t - first) * n * n;

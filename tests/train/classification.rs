@@ -124,20 +124,6 @@ fn headless_recipe(tag: &str, model: &Path, held_out: &Path, extra: &[&str]) -> 
     quick_recipe(tag, &sets)
 }
 
-fn burn_peft_ok(args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_burn-peft"))
-        .current_dir(root())
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// `eval --task glue-sst2` on `held_out`: (accuracy, mean cross-entropy of the recorded logits).
 fn eval_sst2(model: &Path, adapter: Option<&Path>, held_out: &Path, out: &Path) -> (f64, f64) {
     let results = out.join("results.json");

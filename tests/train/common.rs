@@ -122,6 +122,26 @@ pub fn rwkv6_recipe(tag: &str, extra: &[&str]) -> Recipe {
     quick_recipe(tag, &sets)
 }
 
+/// A temporary path as text (arguments of the binary).
+pub fn path(p: &std::path::Path) -> &str {
+    p.to_str().expect("temp paths are UTF-8")
+}
+
+/// Runs the binary, asserts it succeeded and returns its standard output.
+pub fn burn_peft_ok(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_burn-peft"))
+        .current_dir(root())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn max_abs_diff<const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> f64 {
     (a - b).abs().max().into_scalar().elem()
 }

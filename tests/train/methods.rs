@@ -7,10 +7,6 @@ use burn_peft::train::{TrainOptions, train_decoder};
 
 use crate::common::*;
 
-fn path(p: &std::path::Path) -> &str {
-    p.to_str().expect("temp paths are UTF-8")
-}
-
 /// Runs the binary, asserts it succeeded and returns its standard output.
 fn burn_peft_ok(tag: &str, args: &[&str]) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_burn-peft"))

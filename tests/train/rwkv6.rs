@@ -14,23 +14,6 @@ use burn_peft::train::{TrainOptions, train_language_model};
 
 use crate::common::*;
 
-fn path(p: &Path) -> &str {
-    p.to_str().expect("temp paths are UTF-8")
-}
-
-fn burn_peft_ok(args: &[&str]) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_burn-peft"))
-        .current_dir(root())
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn load_rwkv6(dir: &Path) -> Rwkv6<B> {
     let (model, report) = Rwkv6::<B>::load_as(dir, Precision::Auto, &device()).unwrap();
     assert!(report.unused.is_empty(), "{:?}", report.unused);
@@ -63,7 +46,7 @@ fn every_method_trains_reloads_merges_and_exports_on_rwkv6() {
         let (first, last) = (summary.first_loss.unwrap(), summary.last_loss.unwrap());
         assert!(last < first, "{tag}: loss {first} -> {last}");
         assert_eq!(
-            trained.linears_adapted(),
+            adapted_count(&trained),
             16,
             "{tag}: every block linear, not the head"
         );
@@ -126,34 +109,14 @@ fn killed_rwkv6_run_resumes_to_the_uninterrupted_adapter() {
     );
 }
 
-/// The adapted layers of a model.
-trait AdaptedCount {
-    fn linears_adapted(&self) -> usize;
-}
-
-impl AdaptedCount for Rwkv6<B> {
-    fn linears_adapted(&self) -> usize {
-        use burn_peft::model::{PeftLinear, PeftModel};
-        self.linears()
-            .iter()
-            .filter(|(_, l)| matches!(l, PeftLinear::Adapted(_)))
-            .count()
-    }
-}
-
-/// Runs the binary, asserts it succeeded and returns its standard output.
-fn burn_peft_stdout(args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_burn-peft"))
-        .current_dir(root())
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// How many of the model's linear layers carry an adapter.
+fn adapted_count(model: &Rwkv6<B>) -> usize {
+    use burn_peft::model::{PeftLinear, PeftModel};
+    model
+        .linears()
+        .iter()
+        .filter(|(_, l)| matches!(l, PeftLinear::Adapted(_)))
+        .count()
 }
 
 #[test]
@@ -161,7 +124,7 @@ fn generate_eval_and_inspect_run_on_rwkv6() {
     let base = tiny_world_rwkv6();
     let model = path(&base);
     // Batched prompts of different lengths, the World tokenizer from the model folder.
-    let text = burn_peft_stdout(&[
+    let text = burn_peft_ok(&[
         "generate",
         "--model",
         model,
@@ -191,7 +154,7 @@ fn generate_eval_and_inspect_run_on_rwkv6() {
     .unwrap();
     let adapter = recipe.run.output_dir.join("adapter");
     let out = recipe.run.output_dir.join("gsm8k.json");
-    burn_peft_stdout(&[
+    burn_peft_ok(&[
         "eval",
         "--model",
         model,
@@ -215,12 +178,12 @@ fn generate_eval_and_inspect_run_on_rwkv6() {
         "{results}"
     );
 
-    let text = burn_peft_stdout(&["inspect", "--model", model]);
+    let text = burn_peft_ok(&["inspect", "--model", model]);
     assert!(
         text.contains("rwkv.blocks.*.feed_forward.key") && text.contains("[96, 32]"),
         "{text}"
     );
-    let text = burn_peft_stdout(&[
+    let text = burn_peft_ok(&[
         "bench", "generate", "--model", model, "--prompt", "16", "--decode", "4", "--batch", "2",
     ]);
     assert!(
