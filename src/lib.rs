@@ -109,6 +109,7 @@ pub mod distributed;
 pub mod error;
 pub mod eval;
 pub mod io;
+pub mod kernel;
 pub mod linalg;
 pub mod model;
 pub mod peft;

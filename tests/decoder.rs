@@ -24,6 +24,8 @@ mod parity;
 mod peft_adapter;
 #[path = "decoder/precision.rs"]
 mod precision;
+#[path = "decoder/rope_kernel.rs"]
+mod rope_kernel;
 #[path = "decoder/rwkv6.rs"]
 mod rwkv6;
 #[path = "decoder/rwkv6_kernels.rs"]

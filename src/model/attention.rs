@@ -11,6 +11,7 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, DType, Int, Tensor, backend::Backend};
 
 use super::lean_backward::softmax_times_v;
+use crate::kernel::dispatch::KernelBackend;
 
 /// Which keys each query may not see, `[batch, 1, seq, past + seq]` (`true` = masked), for
 /// queries at cache columns `past..past + seq`:
@@ -56,6 +57,10 @@ pub fn attention_mask<B: Backend>(
     masked.unsqueeze_dim(1)
 }
 
+/// Queries per step up to which attention runs as products over the cache (see
+/// [`grouped_attention`]).
+const DECODE_QUERIES: usize = 8;
+
 /// `softmax(q kᵀ / √d + mask) v` for `q: [b, h, s, d]`, `k, v: [b, kv, total, d]` with
 /// `h = n·kv` (query head `i` reads key/value head `i / n`, as transformers' `repeat_kv`), and
 /// `mask: [b, 1, s, total]` from [`attention_mask`]. Returns `[b, h, s, d]`.
@@ -72,7 +77,10 @@ pub fn grouped_attention<B: Backend>(
     let q = q.reshape([b, kv, n * s, d]);
     let mask = if n == 1 { mask } else { mask.repeat_dim(2, n) }.expand([b, kv, n * s, total]);
     let dtype = q.dtype();
-    let out = if B::ad_enabled(&q.device()) || dtype != DType::F32 {
+    // Decoding on burn-flex reads the cache through a view of its buffer: the products read it
+    // in place, where burn-flex's attention op copies every cached key and value each step.
+    let decoding = s <= DECODE_QUERIES && total > s && KernelBackend::of::<B>().is_some();
+    let out = if B::ad_enabled(&q.device()) || dtype != DType::F32 || decoding {
         // Under autodiff Burn runs `attention` as its generic fallback, whose softmax also
         // differentiates through the row maximum; the composed form keeps the backward to the
         // two matmuls and one softmax. A bf16/f16 model takes it too: scores in the hidden

@@ -16,6 +16,9 @@
 use burn::tensor::activation::{gelu_approximate, sigmoid, silu, softmax};
 use burn::tensor::{FloatDType, Tensor, backend::Backend};
 
+use super::silu_mul_kernel::try_silu_mul;
+use super::softmax_kernel;
+
 /// `softmax(masked(scores))` over the last axis. `masked` applies the attention mask (fill or
 /// additive bias) to a copy of the scores; the gradient of masked positions is zero, as their
 /// probability is.
@@ -24,6 +27,10 @@ pub fn masked_softmax<B: Backend, const D: usize>(
     masked: impl FnOnce(Tensor<B, D>) -> Tensor<B, D>,
 ) -> Tensor<B, D> {
     let last = D - 1;
+    if softmax_kernel::applies(&scores) {
+        let masked = masked(scores.clone().detach());
+        return softmax_kernel::softmax(scores, masked);
+    }
     if !B::ad_enabled(&scores.device()) {
         return softmax(masked(scores), last);
     }
@@ -64,6 +71,10 @@ pub fn softmax_times_v<B: Backend, const D: usize>(
 ) -> Tensor<B, D> {
     let last = D - 1;
     let dtype = FloatDType::from(v.dtype());
+    if softmax_kernel::applies(&scores) && dtype == FloatDType::F32 {
+        let masked = masked(scores.clone().detach());
+        return softmax_kernel::softmax(scores, masked).matmul(v);
+    }
     let probs =
         |scores: Tensor<B, D>| softmax(masked(scores.cast(FloatDType::F32)), last).cast(dtype);
     if !B::ad_enabled(&scores.device()) {
@@ -120,6 +131,23 @@ pub fn gated_activation<B: Backend, const D: usize>(
     up: Tensor<B, D>,
     act: GateActivation,
 ) -> Tensor<B, D> {
+    // burn-flex: one CPU kernel for the value and the factors of its gradient.
+    let (gate, up) = match act {
+        GateActivation::Silu => match try_silu_mul(gate, up) {
+            Ok(out) => return out,
+            Err(unsupported) => unsupported,
+        },
+        GateActivation::GeluTanh => (gate, up),
+    };
+    gated_activation_composite(gate, up, act)
+}
+
+/// [`gated_activation`] as tensor ops, on every backend.
+pub fn gated_activation_composite<B: Backend, const D: usize>(
+    gate: Tensor<B, D>,
+    up: Tensor<B, D>,
+    act: GateActivation,
+) -> Tensor<B, D> {
     let dtype = FloatDType::from(gate.dtype());
     if !B::ad_enabled(&gate.device()) {
         return act.value(gate.cast(FloatDType::F32)).cast(dtype) * up;
@@ -148,25 +176,45 @@ mod tests {
     /// Value and gradient against Burn's composite ops, with masked positions.
     #[test]
     fn masked_softmax_matches_burns_softmax_and_its_gradient() {
-        let x = random([2, 5, 7], 2.0);
-        let weights = random([2, 5, 7], 1.0);
-        let mask = random([2, 5, 7], 1.0).greater_elem(0.8);
-        let run = |lean: bool| {
-            let x = x.clone().require_grad();
-            let mask = mask.clone();
-            let y = if lean {
-                masked_softmax(x.clone(), |s| s.mask_fill(mask, f32::NEG_INFINITY))
-            } else {
-                softmax(x.clone().mask_fill(mask, f32::NEG_INFINITY), 2)
-            };
-            let grads = (y.clone() * weights.clone()).sum().backward();
-            (y.inner(), x.grad(&grads).unwrap())
+        use burn::tensor::ElementConversion;
+        // On burn-flex this is the CPU kernel: values and gradients within 1e-6 relative of
+        // Burn's composite softmax, on a tiny and an attention-sized shape, a permuted
+        // (non-contiguous) input included, and without autodiff.
+        let relative = |got: Tensor<Cpu, 3>, want: Tensor<Cpu, 3>| -> f64 {
+            let scale: f64 = want.clone().abs().max().into_scalar().elem();
+            let err: f64 = (got - want).abs().max().into_scalar().elem();
+            err / scale
         };
-        let ((y, dx), (y_ref, dx_ref)) = (run(true), run(false));
-        // The forward value is the plain softmax's bit for bit.
-        y.into_data().assert_eq(&y_ref.into_data(), true);
-        dx.into_data()
-            .assert_approx_eq::<f32>(&dx_ref.into_data(), Tolerance::absolute(1e-6));
+        for (shape, permuted) in [([2, 5, 7], false), ([6, 70, 257], true)] {
+            let x = if permuted {
+                random([shape[1], shape[0], shape[2]], 2.0).swap_dims(0, 1)
+            } else {
+                random(shape, 2.0)
+            };
+            let weights = random(shape, 1.0);
+            let mask = random(shape, 1.0).greater_elem(0.8);
+            let run = |lean: bool| {
+                let x = x.clone().require_grad();
+                let mask = mask.clone();
+                let y = if lean {
+                    masked_softmax(x.clone(), |s| s.mask_fill(mask, f32::NEG_INFINITY))
+                } else {
+                    softmax(x.clone().mask_fill(mask, f32::NEG_INFINITY), 2)
+                };
+                let grads = (y.clone() * weights.clone()).sum().backward();
+                (y.inner(), x.grad(&grads).unwrap())
+            };
+            let ((y, dx), (y_ref, dx_ref)) = (run(true), run(false));
+            let err = relative(y, y_ref.clone());
+            assert!(err <= 1e-6, "{shape:?}: values differ by {err:e}");
+            let err = relative(dx, dx_ref);
+            assert!(err <= 1e-6, "{shape:?}: gradients differ by {err:e}");
+            let inference = masked_softmax(x.clone().inner(), |s| {
+                s.mask_fill(mask.clone().inner(), f32::NEG_INFINITY)
+            });
+            let err = relative(inference, y_ref);
+            assert!(err <= 1e-6, "{shape:?}: inference differs by {err:e}");
+        }
     }
 
     /// Bit for bit the composite's value (softmax, cast, matmul) in bf16 and f32; gradients
@@ -235,6 +283,60 @@ mod tests {
             lean.2
                 .into_data()
                 .assert_approx_eq::<f32>(&plain.2.into_data(), tol);
+        }
+    }
+
+    /// The burn-flex kernel against the composite it replaces: values and both gradients
+    /// within 1e-6 relative, on random shapes, permuted (non-contiguous) inputs included, and
+    /// without autodiff.
+    #[test]
+    fn silu_mul_kernel_matches_the_composite() {
+        use burn::tensor::ElementConversion;
+        B::seed(&Default::default(), 5);
+        let relative = |got: Tensor<Cpu, 3>, want: Tensor<Cpu, 3>| -> f64 {
+            let scale: f64 = want.clone().abs().max().into_scalar().elem();
+            let err: f64 = (got - want).abs().max().into_scalar().elem();
+            err / scale
+        };
+        for (shape, permuted) in [
+            ([2, 3, 11], false),
+            ([3, 40, 700], true),
+            ([1, 1, 5], false),
+        ] {
+            let input = |scale| {
+                if permuted {
+                    random([shape[1], shape[0], shape[2]], scale).swap_dims(0, 1)
+                } else {
+                    random(shape, scale)
+                }
+            };
+            let (g, u, weights) = (input(4.0), input(1.0), random(shape, 1.0));
+            let run = |kernel: bool| {
+                let (g, u) = (g.clone().require_grad(), u.clone().require_grad());
+                let y = if kernel {
+                    gated_activation(g.clone(), u.clone(), GateActivation::Silu)
+                } else {
+                    gated_activation_composite(g.clone(), u.clone(), GateActivation::Silu)
+                };
+                let grads = (y.clone() * weights.clone()).sum().backward();
+                [y.inner(), g.grad(&grads).unwrap(), u.grad(&grads).unwrap()]
+            };
+            let (kernel, composite) = (run(true), run(false));
+            for (what, got, want) in [
+                ("values", &kernel[0], &composite[0]),
+                ("gate gradient", &kernel[1], &composite[1]),
+                ("up gradient", &kernel[2], &composite[2]),
+            ] {
+                let err = relative(got.clone(), want.clone());
+                assert!(
+                    err <= 1e-6,
+                    "{shape:?} permuted {permuted}: {what} differ by {err:e}"
+                );
+            }
+            let inference =
+                gated_activation(g.clone().inner(), u.clone().inner(), GateActivation::Silu);
+            let err = relative(inference, composite[0].clone());
+            assert!(err <= 1e-6, "{shape:?}: inference differs by {err:e}");
         }
     }
 }

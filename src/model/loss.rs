@@ -4,6 +4,8 @@
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{DType, FloatDType, IndexingUpdateOp, Int, Tensor, backend::Backend};
 
+use super::cross_entropy_kernel::try_cross_entropy;
+
 /// The label value that is left out of the loss (PyTorch's `ignore_index`).
 pub const IGNORE_INDEX: i64 = -100;
 
@@ -43,6 +45,11 @@ pub fn masked_cross_entropy<B: Backend>(
     logits: Tensor<B, 3>,
     labels: Tensor<B, 2, Int>,
 ) -> Tensor<B, 1> {
+    // burn-flex: one CPU kernel for the loss and its gradient.
+    let (logits, labels) = match try_cross_entropy(logits, labels) {
+        Ok(loss) => return loss,
+        Err(unsupported) => unsupported,
+    };
     // f32 logits need no cast, and the softmax is built in place in one buffer: chunks would
     // only add the concatenation. Other dtypes are cast to f32 a chunk at a time.
     let chunk_elements = if logits.dtype() == DType::F32 {
@@ -152,6 +159,72 @@ mod tests {
                 .assert_approx_eq::<f32>(&composite.0.clone().into_data(), tol);
             grad.into_data()
                 .assert_approx_eq::<f32>(&composite.1.clone().into_data(), tol);
+        }
+    }
+
+    /// The burn-flex kernel (what `masked_cross_entropy` runs on the CPU) against the composite:
+    /// loss and gradient within 1e-6 relative, on random shapes with ignored rows, a permuted
+    /// (non-contiguous) logits view, a loss scaled before `backward` and inference without
+    /// autodiff.
+    #[test]
+    fn cross_entropy_kernel_matches_the_composite() {
+        use burn::tensor::ElementConversion;
+        type B = Train<Cpu>;
+        let device = Default::default();
+        B::seed(&device, 3);
+        let relative = |got: Tensor<Cpu, 3>, want: Tensor<Cpu, 3>| -> f64 {
+            let scale: f64 = want.clone().abs().max().into_scalar().elem();
+            let err: f64 = (got - want).abs().max().into_scalar().elem();
+            err / scale
+        };
+        for (batch, seq, vocab, permuted) in
+            [(2, 5, 11, false), (3, 4, 300, true), (1, 1, 7, false)]
+        {
+            let logits = if permuted {
+                Tensor::<B, 3>::random([seq, batch, vocab], Distribution::Normal(0.0, 3.0), &device)
+                    .swap_dims(0, 1)
+            } else {
+                Tensor::<B, 3>::random([batch, seq, vocab], Distribution::Normal(0.0, 3.0), &device)
+            };
+            let labels = Tensor::<B, 2, Int>::random(
+                [batch, seq],
+                Distribution::Uniform(0.0, vocab as f64),
+                &device,
+            );
+            // Every third position ignored.
+            let ignored = Tensor::<B, 1, Int>::arange(0..(batch * seq) as i64, &device)
+                .reshape([batch, seq])
+                .remainder_scalar(3)
+                .equal_elem(1);
+            let labels = labels.mask_fill(ignored, IGNORE_INDEX);
+            let run = |kernel: bool| {
+                let x = logits.clone().detach().require_grad();
+                let loss = if kernel {
+                    masked_cross_entropy(x.clone(), labels.clone())
+                } else {
+                    chunked_cross_entropy(x.clone(), labels.clone(), LOSS_CHUNK_ELEMENTS)
+                };
+                let grads = loss.clone().mul_scalar(0.5).backward();
+                (loss.inner(), x.grad(&grads).unwrap())
+            };
+            let ((loss, grad), (want_loss, want_grad)) = (run(true), run(false));
+            let case = format!("[{batch}, {seq}, {vocab}] permuted {permuted}");
+            let (loss, want_loss): (f64, f64) =
+                (loss.into_scalar().elem(), want_loss.into_scalar().elem());
+            assert!(
+                (loss - want_loss).abs() <= 1e-6 * want_loss.abs(),
+                "{case}: loss {loss} vs {want_loss}"
+            );
+            let err = relative(grad, want_grad);
+            assert!(err <= 1e-6, "{case}: gradient differs by {err:e} relative");
+            let inference: f64 =
+                masked_cross_entropy(logits.clone().inner(), labels.clone().inner())
+                    .into_scalar()
+                    .elem();
+            assert!(
+                (inference - want_loss).abs() <= 1e-6 * want_loss.abs(),
+                "{case}: inference loss {inference} vs {want_loss}"
+            );
         }
     }
 }

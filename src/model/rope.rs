@@ -3,6 +3,8 @@
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 use serde::Deserialize;
 
+use super::rope_kernel::try_rope;
+
 /// HF's `rope_parameters` / `rope_scaling` block.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct RopeParameters {
@@ -67,8 +69,21 @@ impl Rope {
         (emb.clone().cos(), emb.sin())
     }
 
-    /// `x·cos + rotate_half(x)·sin` for `x: [batch, heads, seq, head_dim]`.
+    /// `x·cos + rotate_half(x)·sin` for `x: [batch, heads, seq, head_dim]`: the CPU kernel on
+    /// burn-flex (the same bits), [`Self::apply_composite`] elsewhere.
     pub fn apply<B: Backend>(
+        x: Tensor<B, 4>,
+        cos: &Tensor<B, 4>,
+        sin: &Tensor<B, 4>,
+    ) -> Tensor<B, 4> {
+        match try_rope(x, cos, sin) {
+            Ok(rotated) => rotated,
+            Err(x) => Self::apply_composite(x, cos, sin),
+        }
+    }
+
+    /// [`Self::apply`] as tensor ops, on every backend.
+    pub fn apply_composite<B: Backend>(
         x: Tensor<B, 4>,
         cos: &Tensor<B, 4>,
         sin: &Tensor<B, 4>,

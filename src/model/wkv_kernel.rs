@@ -5,17 +5,12 @@
 //! layer's WKV forward and backward take milliseconds instead of over a second. There is no
 //! cumulative decay to overflow: each step multiplies the state by its own decay.
 //!
-//! This is Burn's backend-extension pattern (an op implemented for the concrete backend and
-//! for `Autodiff<_>` with its backward, the composite ops as the generic fallback), dispatched
-//! on the backend's type at run time rather than through a trait bound: a bound would have to
-//! be carried by every generic function between the CLI and the model, for every backend.
+//! Burn's backend-extension pattern, dispatched at run time (see [`crate::kernel::dispatch`]).
 //!
 //! The backward pass recomputes the forward states from checkpoints every 16 steps (`SEGMENT`)
 //! and runs the adjoint recurrence backwards:
 //! `dS_t = diag(w_t) dS_{t+1} + r_tᵀ dout_t`, with `dr`, `dk`, `dv`, `dw` and `du` read off
 //! each step.
-
-use std::any::{Any, TypeId};
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -26,6 +21,10 @@ use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 use rayon::prelude::*;
+
+use crate::kernel::dispatch::{
+    FlexAutodiff as Ad, KernelBackend, device_tensor, host, inner, recast,
+};
 
 /// The inputs of one WKV call, `[batch, heads, seq, head_size]` (f32): receptance, key, value
 /// and log-decay (`lw = -exp(·) ≤ 0`); `u` is `[heads, head_size]`.
@@ -39,8 +38,6 @@ pub struct WkvInputs<B: Backend> {
 
 /// Steps between the forward states the backward pass keeps.
 const SEGMENT: usize = 16;
-
-type Ad = burn::backend::Autodiff<Flex, NoCheckpointing>;
 
 /// What [`try_wkv6`] hands back when the kernel does not apply.
 pub type Unsupported<B> = (WkvInputs<B>, Option<Tensor<B, 4>>);
@@ -60,23 +57,18 @@ pub fn try_wkv6<B: Backend>(
     if !f32s {
         return Err((inputs, state));
     }
-    if TypeId::of::<B>() == TypeId::of::<Flex>() {
-        let (inputs, state) = recast::<_, Unsupported<Flex>>((inputs, state));
-        let (out, state) = flex_forward(&inputs, state);
-        return Ok(recast((out, state)));
+    match KernelBackend::of::<B>() {
+        Some(KernelBackend::Flex) => {
+            let (inputs, state) = recast::<_, Unsupported<Flex>>((inputs, state));
+            let (out, state) = flex_forward(&inputs, state);
+            Ok(recast((out, state)))
+        }
+        Some(KernelBackend::FlexAutodiff) => {
+            let (inputs, state) = recast::<_, Unsupported<Ad>>((inputs, state));
+            Ok(recast(autodiff_forward(inputs, state)))
+        }
+        None => Err((inputs, state)),
     }
-    if TypeId::of::<B>() == TypeId::of::<Ad>() {
-        let (inputs, state) = recast::<_, Unsupported<Ad>>((inputs, state));
-        return Ok(recast(autodiff_forward(inputs, state)));
-    }
-    Err((inputs, state))
-}
-
-/// `value` as the type it is (checked by the caller's `TypeId` comparison).
-fn recast<From: 'static, To: 'static>(value: From) -> To {
-    *(Box::new(value) as Box<dyn Any>)
-        .downcast::<To>()
-        .expect("the caller compared the types")
 }
 
 /// `[batch, heads, seq, N]`.
@@ -86,20 +78,6 @@ struct Dims {
     h: usize,
     t: usize,
     n: usize,
-}
-
-fn host(t: Tensor<Flex, 4>) -> Vec<f32> {
-    t.into_data()
-        .into_vec::<f32>()
-        .expect("the kernel runs on f32")
-}
-
-fn device_tensor(
-    values: Vec<f32>,
-    shape: [usize; 4],
-    device: &burn::tensor::Device<Flex>,
-) -> Tensor<Flex, 4> {
-    Tensor::from_data(TensorData::new(values, shape), device)
 }
 
 /// The host inputs: r, k, v, lw as `[b·h][t][n]`, u as `[h][n]`, the initial state
@@ -317,10 +295,6 @@ struct Saved {
     lw: FloatTensor<Flex>,
     u: FloatTensor<Flex>,
     s0: Option<FloatTensor<Flex>>,
-}
-
-fn inner<const D: usize>(p: FloatTensor<Flex>) -> Tensor<Flex, D> {
-    Tensor::from_primitive(TensorPrimitive::Float(p))
 }
 
 impl Backward<Flex, 6> for WkvBackward {
