@@ -24,7 +24,6 @@ use burn::tensor::ops::FloatTensor;
 use burn::tensor::{DType, ElementConversion, Int, Tensor, TensorPrimitive};
 use rayon::prelude::*;
 
-use super::loss::IGNORE_INDEX;
 use crate::kernel::dispatch::{
     FlexAutodiff as Ad, KernelBackend, device_tensor, inner, recast, with_values,
 };
@@ -33,12 +32,13 @@ use crate::kernel::dispatch::{
 pub type Unsupported<B> = (Tensor<B, 3>, Tensor<B, 2, Int>);
 
 /// The mean cross-entropy of `logits: [batch, seq, vocab]` against `labels: [batch, seq]`
-/// (already aligned: label `t` is what logits `t` predict; −100 ignored), when `B` is burn-flex
-/// (or burn-flex under autodiff), the logits are f32 and every kept label is a valid index;
-/// the inputs back otherwise.
+/// (already aligned: label `t` is what logits `t` predict; `ignore_index` left out), when `B`
+/// is burn-flex (or burn-flex under autodiff), the logits are f32 and every kept label is a
+/// valid index; the inputs back otherwise.
 pub fn try_cross_entropy<B: Backend>(
     logits: Tensor<B, 3>,
     labels: Tensor<B, 2, Int>,
+    ignore_index: i64,
 ) -> Result<Tensor<B, 1>, Unsupported<B>> {
     let Some(backend) = KernelBackend::of::<B>() else {
         return Err((logits, labels));
@@ -47,22 +47,25 @@ pub fn try_cross_entropy<B: Backend>(
         return Err((logits, labels));
     }
     let vocab = logits.dims()[2];
-    let host_labels: Vec<i64> = labels.to_data().iter::<i64>().collect();
-    if host_labels
-        .iter()
-        .any(|&label| label != IGNORE_INDEX && label >= vocab as i64)
-    {
+    // Each row's target, `None` where ignored (other negative labels read as 0, as the
+    // composite's `clamp_min(0)` does).
+    let targets: Vec<Option<usize>> = labels
+        .to_data()
+        .iter::<i64>()
+        .map(|label| (label != ignore_index).then_some(label.max(0) as usize))
+        .collect();
+    if targets.iter().flatten().any(|&target| target >= vocab) {
         return Err((logits, labels));
     }
     Ok(match backend {
         KernelBackend::Flex => {
             let logits = recast::<_, Tensor<Flex, 3>>(logits);
-            let (loss, _) = cross_entropy_host(&logits, &host_labels, false);
+            let (loss, _) = cross_entropy_host(&logits, &targets, false);
             recast(device_tensor(vec![loss], [1], &logits.device()))
         }
         KernelBackend::FlexAutodiff => {
             let logits = recast::<_, Tensor<Ad, 3>>(logits);
-            recast(autodiff_cross_entropy(logits, &host_labels))
+            recast(autodiff_cross_entropy(logits, &targets))
         }
     })
 }
@@ -70,36 +73,28 @@ pub fn try_cross_entropy<B: Backend>(
 /// The loss, and with `with_gradient` its gradient with respect to the logits (`[rows·vocab]`).
 fn cross_entropy_host(
     logits: &Tensor<Flex, 3>,
-    labels: &[i64],
+    targets: &[Option<usize>],
     with_gradient: bool,
 ) -> (f32, Option<Vec<f32>>) {
     with_values(logits, |values| {
-        cross_entropy_rows(values, logits.dims()[2], labels, with_gradient)
+        cross_entropy_rows(values, logits.dims()[2], targets, with_gradient)
     })
 }
 
 fn cross_entropy_rows(
     values: &[f32],
     vocab: usize,
-    labels: &[i64],
+    targets: &[Option<usize>],
     with_gradient: bool,
 ) -> (f32, Option<Vec<f32>>) {
-    let count = labels
-        .iter()
-        .filter(|&&label| label != IGNORE_INDEX)
-        .count()
-        .max(1) as f32;
-    let weight_of = |label: i64| {
-        if label == IGNORE_INDEX {
-            0.0
-        } else {
-            1.0 / count
-        }
-    };
-    // Each row's `(target − max − log Σ exp)·weight`, gradient row written alongside.
-    let row_loss = |row: &[f32], label: i64, gradient: Option<&mut [f32]>| -> f32 {
-        let weight = weight_of(label);
-        let target = label.max(0) as usize;
+    let count = targets.iter().flatten().count().max(1) as f32;
+    // Each row's `(target − max − log Σ exp)·weight`, gradient row written alongside; an
+    // ignored row weighs 0 (its gradient is zeros, as the composite's).
+    let row_loss = |row: &[f32], target: Option<usize>, gradient: Option<&mut [f32]>| -> f32 {
+        let (target, weight) = match target {
+            Some(target) => (target, 1.0 / count),
+            None => (0, 0.0),
+        };
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let sum = match gradient {
             Some(gradient) => {
@@ -119,7 +114,7 @@ fn cross_entropy_rows(
         };
         (row[target] - max - sum.ln()) * weight
     };
-    let rows = labels.len();
+    let rows = targets.len();
     let mut picked = vec![0.0f32; rows];
     let gradient = if with_gradient {
         let mut gradient = vec![0.0f32; rows * vocab];
@@ -127,17 +122,17 @@ fn cross_entropy_rows(
             .par_chunks_mut(vocab)
             .zip(values.par_chunks(vocab))
             .zip(picked.par_iter_mut())
-            .zip(labels.par_iter())
-            .for_each(|(((gradient, row), picked), &label)| {
-                *picked = row_loss(row, label, Some(gradient));
+            .zip(targets.par_iter())
+            .for_each(|(((gradient, row), picked), &target)| {
+                *picked = row_loss(row, target, Some(gradient));
             });
         Some(gradient)
     } else {
         picked
             .par_iter_mut()
             .zip(values.par_chunks(vocab))
-            .zip(labels.par_iter())
-            .for_each(|((picked, row), &label)| *picked = row_loss(row, label, None));
+            .zip(targets.par_iter())
+            .for_each(|((picked, row), &target)| *picked = row_loss(row, target, None));
         None
     };
     // Rows summed in order: the same bits whatever the threads did.
@@ -167,13 +162,13 @@ impl Backward<Flex, 1> for CrossEntropyBackward {
     }
 }
 
-fn autodiff_cross_entropy(logits: Tensor<Ad, 3>, labels: &[i64]) -> Tensor<Ad, 1> {
+fn autodiff_cross_entropy(logits: Tensor<Ad, 3>, targets: &[Option<usize>]) -> Tensor<Ad, 1> {
     let shape = logits.dims();
     let primitive = logits.into_primitive().tensor();
     let node = primitive.node.clone();
     let logits: Tensor<Flex, 3> = inner(primitive.primitive);
     let device = logits.device();
-    let (loss, gradient) = cross_entropy_host(&logits, labels, true);
+    let (loss, gradient) = cross_entropy_host(&logits, targets, true);
     let loss = device_tensor(vec![loss], [1], &device)
         .into_primitive()
         .tensor();

@@ -11,7 +11,9 @@
 //! - softmax: `y ⊙ (x − Σ y ⊙ x)` has Jacobian `diag(y) − y yᵀ` and keeps `y` (4 bytes a score);
 //! - `act(g) · u`: `act(g) ⊙ u + (u ⊙ act'(g)) ⊙ g` keeps two tensors in the hidden dtype.
 //!
-//! Without autodiff both are the plain ops.
+//! Without autodiff both are the plain ops. On burn-flex both run as CPU kernels with the same
+//! backward ([`super::softmax_kernel`], [`super::silu_mul_kernel`]); these are the other
+//! backends' forms.
 
 use burn::tensor::activation::{gelu_approximate, sigmoid, silu, softmax};
 use burn::tensor::{FloatDType, Tensor, backend::Backend};

@@ -46,7 +46,7 @@ pub fn masked_cross_entropy<B: Backend>(
     labels: Tensor<B, 2, Int>,
 ) -> Tensor<B, 1> {
     // burn-flex: one CPU kernel for the loss and its gradient.
-    let (logits, labels) = match try_cross_entropy(logits, labels) {
+    let (logits, labels) = match try_cross_entropy(logits, labels, IGNORE_INDEX) {
         Ok(loss) => return loss,
         Err(unsupported) => unsupported,
     };
