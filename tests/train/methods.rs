@@ -7,21 +7,6 @@ use burn_peft::train::{TrainOptions, train_decoder};
 
 use crate::common::*;
 
-/// Runs the binary, asserts it succeeded and returns its standard output.
-fn burn_peft_ok(tag: &str, args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_burn-peft"))
-        .current_dir(root())
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{tag}: {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn every_method_trains_saves_reloads_and_merges() {
     let (ids, mask) = probe();
@@ -60,18 +45,15 @@ fn every_method_trains_saves_reloads_and_merges() {
 
         // Merge through the binary and load the folder back as a plain model.
         let merged_dir = out.join("merged");
-        burn_peft_ok(
-            tag,
-            &[
-                "merge",
-                "--model",
-                path(&base),
-                "--adapter",
-                path(&adapter),
-                "--out",
-                path(&merged_dir),
-            ],
-        );
+        burn_peft_ok(&[
+            "merge",
+            "--model",
+            path(&base),
+            "--adapter",
+            path(&adapter),
+            "--out",
+            path(&merged_dir),
+        ]);
         let (merged, report) = Decoder::<B>::load(&merged_dir, &device()).unwrap();
         assert!(report.unused.is_empty());
         let err = max_abs_diff(
@@ -82,18 +64,15 @@ fn every_method_trains_saves_reloads_and_merges() {
 
         // Export as a plain PEFT LoRA and apply it the PEFT way to the original base.
         let exported = out.join("peft");
-        burn_peft_ok(
-            tag,
-            &[
-                "export",
-                "--adapter",
-                path(&adapter),
-                "--base",
-                path(&base),
-                "--out",
-                path(&exported),
-            ],
-        );
+        burn_peft_ok(&[
+            "export",
+            "--adapter",
+            path(&adapter),
+            "--base",
+            path(&base),
+            "--out",
+            path(&exported),
+        ]);
         let (plain, _) = Decoder::<B>::load(&base, &device()).unwrap();
         let peft = burn_peft::persist::peft::load_peft_lora(plain, &exported).unwrap();
         let err = max_abs_diff(peft.forward(ids.clone(), Some(mask.clone())), want);
@@ -111,10 +90,7 @@ fn init_once_then_train_from_the_saved_initialisation() {
     let base = root().join("models/stories260K/hf");
     let dir = temp("init");
     let init = dir.join("init");
-    burn_peft_ok(
-        "init",
-        &["init", "--set", "adapter.rank=4", "--out", path(&init)],
-    );
+    burn_peft_ok(&["init", "--set", "adapter.rank=4", "--out", path(&init)]);
     // An initialised SORSA adapter on the original base is the base (exact split).
     let (plain, _) = Decoder::<B>::load(&base, &device()).unwrap();
     let want = plain.forward(ids.clone(), Some(mask.clone()));
@@ -213,7 +189,7 @@ fn init_adapter_trains_with_its_own_config() {
         args.extend(["--set", set]);
     }
     args.extend(["--out", path(&init)]);
-    burn_peft_ok("init", &args);
+    burn_peft_ok(&args);
     let from_init = format!("model.init_adapter=\"{}\"", init.display());
     let options = TrainOptions {
         quiet: true,
@@ -261,13 +237,10 @@ fn init_adapter_trains_with_its_own_config() {
 #[test]
 fn bench_train_runs_every_method() {
     for method in ["lora", "pissa", "sorsa", "lora_fa", "lotr"] {
-        let stdout = burn_peft_ok(
-            method,
-            &[
-                "bench", "train", "--method", method, "--rank", "4", "--hidden", "64", "--layers",
-                "1", "--vocab", "128", "--seq", "16", "--batch", "1", "--steps", "1",
-            ],
-        );
+        let stdout = burn_peft_ok(&[
+            "bench", "train", "--method", method, "--rank", "4", "--hidden", "64", "--layers", "1",
+            "--vocab", "128", "--seq", "16", "--batch", "1", "--steps", "1",
+        ]);
         assert!(
             stdout.contains(&format!("| {method} | 4 | f32 |")),
             "{method}: {stdout}"
