@@ -37,6 +37,14 @@ cuda_benchmarks() {
   "$1" bench train --device cuda --arch rwkv6 --method sorsa --hidden 2048 --layers 16 \
     --seq 512 --batch 4 --rank 64 --precision bf16
   "$1" bench generate --device cuda --hidden 2048 --layers 16
+  # A 7B's layer shapes (hidden 4096; 4 layers to fit any GPU) in bf16, seq 1024: tokens/s,
+  # MFU and peak memory (issue #28).
+  local bin="$1"
+  for spec in "sorsa 128" "lora 16"; do
+    set -- $spec
+    "$bin" bench train --device cuda --method "$1" --rank "$2" --hidden 4096 --layers 4 \
+      --intermediate 11008 --seq 1024 --batch 1 --precision bf16
+  done
 }
 
 case "$backend" in

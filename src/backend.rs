@@ -23,12 +23,19 @@ pub type Ndarray = burn::backend::NdArray<f32>;
 /// CUDA backend (`--features cuda`), without burn-fusion, as `Wgpu`.
 #[cfg(feature = "cuda")]
 pub type Cuda = burn_cubecl::CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>;
-/// wgpu backend: Vulkan, Metal, DX12 (`--features wgpu`). Without burn-fusion: Burn 0.21's
-/// fused wgpu backend (`burn::backend::Wgpu`) computes wrong attention outputs under autodiff
-/// for a SORSA-adapted `v_proj` from 80 tokens on (logits off by 5.5 on stories260K; the
-/// unfused backend matches the CPU to 1.5e-5). `tests/gpu/fusion.rs` holds the reproducer.
+/// Burn's fused CUDA backend (burn-fusion), not yet the default, as `WgpuFused`.
+#[cfg(feature = "cuda")]
+pub type CudaFused = burn::backend::Cuda<f32, i32>;
+/// wgpu backend: Vulkan, Metal, DX12 (`--features wgpu`), without burn-fusion (see
+/// `WgpuFused`).
 #[cfg(feature = "wgpu")]
 pub type Wgpu = burn::backend::wgpu::CubeBackend<burn::backend::wgpu::WgpuRuntime, f32, i32, u32>;
+/// Burn's fused wgpu backend (burn-fusion: elementwise chains and matmul epilogues as one
+/// kernel each). Not the default yet: decoders and encoders match the CPU on it (attention
+/// avoids a Burn 0.21 fused-matmul bug, [`crate::model::attention::grouped_attention`]), but
+/// RWKV6 generation through its recurrent state does not (`tests/gpu/fusion.rs`).
+#[cfg(feature = "wgpu")]
+pub type WgpuFused = burn::backend::Wgpu<f32, i32, u32>;
 
 /// Wraps a backend with automatic differentiation for training.
 pub type Train<B> = burn::backend::Autodiff<B>;

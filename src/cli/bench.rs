@@ -93,8 +93,20 @@ pub struct TrainBenchArgs {
     /// global batch, split across all ranks.
     #[arg(long, value_delimiter = ',')]
     pub devices: Vec<burn_peft::backend::DeviceKind>,
+    /// The device's dense peak in TFLOPS for the base's dtype, for the MFU line (default: from
+    /// the table of common NVIDIA GPUs; without either, a GPU's MFU is n/a, and the CPU and
+    /// llvmpipe print tokens/s only).
+    #[arg(long, value_parser = positive_tflops)]
+    pub peak_tflops: Option<f64>,
     #[command(flatten)]
     pub launch: super::launch_args::LaunchArgs,
+}
+
+fn positive_tflops(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("`{s}`: expected a positive number of TFLOPS")),
+    }
 }
 
 /// How the bench trades memory for recomputation.
@@ -690,6 +702,7 @@ where
         let comm = parallel.stats();
         let timed_steps = args.steps.max(1);
         let report = memory.report();
+        let tokens_per_second = (timed_steps * tokens) as f64 / timed;
         let mib =
             |b: Option<u64>| b.map_or("n/a".into(), |b| format!("{:.0}", b as f64 / 1048576.0));
         println!(
@@ -708,7 +721,7 @@ where
             },
             args.seq,
             args.batch,
-            (timed_steps * tokens) as f64 / timed,
+            tokens_per_second,
             timed / timed_steps as f64,
             mib(report.peak),
             mib(Some(report.base)),
@@ -718,6 +731,10 @@ where
             mib(report.activations),
             mib(report.other),
         );
+        let per_device = tokens_per_second / parallel.world() as f64;
+        if let Some(line) = mfu_line(args, inter, dtype, per_device) {
+            println!("{line}");
+        }
         if parallel.world() > 1 {
             let steps = timed_steps as f64;
             println!(
@@ -734,6 +751,54 @@ where
         }
         Ok(())
     }
+}
+
+/// `MFU: …` for a GPU run (or any run given `--peak-tflops`); `None` on the CPU and llvmpipe.
+fn mfu_line(
+    args: &TrainBenchArgs,
+    inter: usize,
+    dtype: burn::tensor::FloatDType,
+    tokens_per_second: f64,
+) -> Option<String> {
+    use burn_peft::model::precision::dtype_name;
+    use burn_peft::train::mfu::{LlamaShape, dense_peak_tflops, gpu_name, mfu_percent};
+
+    let device = burn_peft::backend::active_device();
+    let gpu = device.as_ref().and_then(gpu_name);
+    let (peak, source) = match (args.peak_tflops, gpu) {
+        (Some(peak), _) => (peak, "--peak-tflops".to_string()),
+        (None, Some(name)) => match dense_peak_tflops(name, dtype) {
+            Some(peak) => (peak, format!("{name}, dense {}", dtype_name(dtype))),
+            None => {
+                return Some(format!(
+                    "MFU: n/a (no {} peak known for {name}: pass --peak-tflops)",
+                    dtype_name(dtype)
+                ));
+            }
+        },
+        (None, None) => return None,
+    };
+    if args.arch != Arch::Llama {
+        return Some("MFU: n/a for --arch rwkv6 (the FLOP count covers Llama decoders)".into());
+    }
+    let heads = (args.hidden / 64).max(1);
+    let shape = LlamaShape {
+        hidden: args.hidden,
+        intermediate: inter,
+        layers: args.layers,
+        vocab: args.vocab,
+        heads,
+        kv_heads: heads,
+        seq: args.seq,
+    };
+    let flops = shape.train_flops_per_token(args.method, args.rank);
+    Some(format!(
+        "MFU: {:.1}% ({:.2} GFLOP a token (frozen base 4, adapters 6 FLOPs a weight, attention \
+         12·seq·hidden a layer) × {tokens_per_second:.0} tokens/s per device over {peak} TFLOPS \
+         ({source}))",
+        mfu_percent(flops, tokens_per_second, peak),
+        flops / 1e9,
+    ))
 }
 
 struct LoadBench(LoadBenchArgs);

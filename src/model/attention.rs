@@ -85,9 +85,19 @@ pub fn grouped_attention<B: Backend>(
         // differentiates through the row maximum; the composed form keeps the backward to the
         // two matmuls and one softmax. A bf16/f16 model takes it too: scores in the hidden
         // dtype, the masked softmax in f32, as transformers' eager attention.
-        let scores = q
-            .matmul(k.swap_dims(2, 3))
-            .mul_scalar(1.0 / (d as f64).sqrt());
+        let scale = 1.0 / (d as f64).sqrt();
+        let scores = if KernelBackend::of::<B>().is_some() {
+            q.matmul(k.swap_dims(2, 3)).mul_scalar(scale)
+        } else {
+            // On the GPU backends the scale goes on `q`, not on the scores: with Burn 0.21's
+            // fusion (burn-cubecl-fusion), a matmul whose scaled output is kept (for the
+            // softmax's backward) next to a masked copy of it read through the broadcast
+            // mask becomes one fused block with two outputs, and the autotune candidate
+            // `fused_double_buffering_unit`, preferred for such blocks, writes wrong scores
+            // there (`tests/gpu/fusion.rs`). Scaling `q` leaves the block one op shorter,
+            // which that kernel computes right.
+            q.mul_scalar(scale).matmul(k.swap_dims(2, 3))
+        };
         // The probabilities are kept once, in the hidden dtype.
         softmax_times_v(scores, |s| s.mask_fill(mask, f32::NEG_INFINITY), v)
     } else {

@@ -13,7 +13,8 @@
 //! - [`recompute`]: activation checkpointing by per-layer recomputation.
 //! - [`recipe`], [`identity`], [`check`], [`memory_plan`]: the TOML recipe, what may change on
 //!   resume, `burn-peft check` and `burn-peft plan` (peak memory before a run).
-//! - [`memory`], [`metrics`], [`dashboard`], [`summary`]: what a run measures and shows.
+//! - [`memory`], [`metrics`], [`dashboard`], [`summary`]: what a run measures and shows;
+//!   [`mfu`]: model FLOPs a token and GPU peaks (`bench train`'s MFU).
 //! - [`learner`]: the same step rule inside burn-train's `Learner`, for a Burn model of your own.
 
 pub mod causal_lm;
@@ -29,6 +30,7 @@ pub mod learner;
 pub mod memory;
 pub mod memory_plan;
 pub mod metrics;
+pub mod mfu;
 pub mod recipe;
 pub mod recompute;
 pub mod run;
