@@ -89,13 +89,13 @@ pub fn grouped_attention<B: Backend>(
         let scores = if KernelBackend::of::<B>().is_some() {
             q.matmul(k.swap_dims(2, 3)).mul_scalar(scale)
         } else {
-            // On the GPU backends the scale goes on `q`, not on the scores: with Burn 0.21's
-            // fusion (burn-cubecl-fusion), a matmul whose scaled output is kept (for the
-            // softmax's backward) next to a masked copy of it read through the broadcast
-            // mask becomes one fused block with two outputs, and the autotune candidate
-            // `fused_double_buffering_unit`, preferred for such blocks, writes wrong scores
-            // there (`tests/gpu/fusion.rs`). Scaling `q` leaves the block one op shorter,
-            // which that kernel computes right.
+            // Off burn-flex (the GPU backends; ndarray alike) the scale goes on `q`, not on
+            // the scores: with Burn 0.21's fusion (burn-cubecl-fusion), a matmul whose scaled
+            // output is kept (for the softmax's backward) next to a masked copy of it read
+            // through the broadcast mask becomes one fused block with two outputs, and the
+            // autotune candidate `fused_double_buffering_unit`, preferred for such blocks,
+            // writes wrong scores there (`tests/gpu/fusion.rs`). Scaling `q` leaves the block
+            // one op shorter, which that kernel computes right.
             q.mul_scalar(scale).matmul(k.swap_dims(2, 3))
         };
         // The probabilities are kept once, in the hidden dtype.
