@@ -549,6 +549,7 @@ fn train_bench_replica<B: burn::tensor::backend::AutodiffBackend>(
         use burn::tensor::FloatDType;
         use burn_peft::model::decoder::{Decoder, DecoderConfig};
         use burn_peft::model::rwkv6::{Rwkv6, Rwkv6Config};
+        use burn_peft::train::mfu::LlamaShape;
 
         let heads = (args.hidden / 64).max(1);
         // The anchor's shape (`peft_train_bench.py`: 512 → 1376).
@@ -567,8 +568,14 @@ fn train_bench_replica<B: burn::tensor::backend::AutodiffBackend>(
         let started = Instant::now();
         match args.arch {
             Arch::Llama => {
+                let flops =
+                    LlamaShape::of(&config, args.seq).train_flops_per_token(args.method, args.rank);
                 let model = Decoder::<B>::random_as(config, 0, dtype, &device)?;
-                bench_trainee(args, model, inter, dtype, started, device, parallel)
+                let shape = TraineeShape {
+                    inter,
+                    flops_per_token: Some(flops),
+                };
+                bench_trainee(args, model, shape, dtype, started, device, parallel)
             }
             Arch::Rwkv6 => {
                 if args.checkpointing != Checkpointing::None || args.gradient_checkpointing {
@@ -576,19 +583,32 @@ fn train_bench_replica<B: burn::tensor::backend::AutodiffBackend>(
                 }
                 let mut config = Rwkv6Config::finch(args.vocab, args.hidden, args.layers, 64);
                 config.intermediate_size = args.intermediate.unwrap_or(config.intermediate_size);
-                let inter = config.intermediate_size;
+                let shape = TraineeShape {
+                    inter: config.intermediate_size,
+                    flops_per_token: None,
+                };
                 let model = Rwkv6::<B>::random_as(config, 0, dtype, &device)?;
-                bench_trainee(args, model, inter, dtype, started, device, parallel)
+                bench_trainee(args, model, shape, dtype, started, device, parallel)
             }
         }
     }
+}
+
+/// What the bench reports of the model besides its config: the MLP width, and the model FLOPs
+/// a trained token needs (`None`: not counted for this architecture).
+struct TraineeShape {
+    inter: usize,
+    flops_per_token: Option<f64>,
 }
 
 /// Adapts every linear of `model` and times its training steps (see [`train_bench_replica`]).
 fn bench_trainee<B, M>(
     args: &TrainBenchArgs,
     model: M,
-    inter: usize,
+    TraineeShape {
+        inter,
+        flops_per_token,
+    }: TraineeShape,
     dtype: burn::tensor::FloatDType,
     started: Instant,
     device: B::Device,
@@ -732,7 +752,7 @@ where
             mib(report.other),
         );
         let per_device = tokens_per_second / parallel.world() as f64;
-        if let Some(line) = mfu_line(args, inter, dtype, per_device) {
+        if let Some(line) = mfu_line(args.peak_tflops, flops_per_token, dtype, per_device) {
             println!("{line}");
         }
         if parallel.world() > 1 {
@@ -755,17 +775,17 @@ where
 
 /// `MFU: …` for a GPU run (or any run given `--peak-tflops`); `None` on the CPU and llvmpipe.
 fn mfu_line(
-    args: &TrainBenchArgs,
-    inter: usize,
+    peak_tflops: Option<f64>,
+    flops_per_token: Option<f64>,
     dtype: burn::tensor::FloatDType,
     tokens_per_second: f64,
 ) -> Option<String> {
     use burn_peft::model::precision::dtype_name;
-    use burn_peft::train::mfu::{LlamaShape, dense_peak_tflops, gpu_name, mfu_percent};
+    use burn_peft::train::mfu::{dense_peak_tflops, gpu_name, mfu_percent};
 
     let device = burn_peft::backend::active_device();
     let gpu = device.as_ref().and_then(gpu_name);
-    let (peak, source) = match (args.peak_tflops, gpu) {
+    let (peak, source) = match (peak_tflops, gpu) {
         (Some(peak), _) => (peak, "--peak-tflops".to_string()),
         (None, Some(name)) => match dense_peak_tflops(name, dtype) {
             Some(peak) => (peak, format!("{name}, dense {}", dtype_name(dtype))),
@@ -778,20 +798,9 @@ fn mfu_line(
         },
         (None, None) => return None,
     };
-    if args.arch != Arch::Llama {
+    let Some(flops) = flops_per_token else {
         return Some("MFU: n/a for --arch rwkv6 (the FLOP count covers Llama decoders)".into());
-    }
-    let heads = (args.hidden / 64).max(1);
-    let shape = LlamaShape {
-        hidden: args.hidden,
-        intermediate: inter,
-        layers: args.layers,
-        vocab: args.vocab,
-        heads,
-        kv_heads: heads,
-        seq: args.seq,
     };
-    let flops = shape.train_flops_per_token(args.method, args.rank);
     Some(format!(
         "MFU: {:.1}% ({:.2} GFLOP a token (frozen base 4, adapters 6 FLOPs a weight, attention \
          12·seq·hidden a layer) × {tokens_per_second:.0} tokens/s per device over {peak} TFLOPS \

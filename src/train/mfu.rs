@@ -18,6 +18,7 @@ use burn::tensor::FloatDType;
 
 use crate::adapter::Method;
 use crate::backend::DeviceInfo;
+use crate::model::decoder::DecoderConfig;
 
 /// A Llama-family decoder with an adapter of one rank on each of its linears (q, k, v, o,
 /// gate, up, down; not the LM head, as PEFT's `all-linear`).
@@ -34,6 +35,19 @@ pub struct LlamaShape {
 }
 
 impl LlamaShape {
+    /// The shape of a decoder built from `config`, trained on rows of `seq` tokens.
+    pub fn of(config: &DecoderConfig, seq: usize) -> Self {
+        Self {
+            hidden: config.hidden_size,
+            intermediate: config.intermediate_size,
+            layers: config.num_layers,
+            vocab: config.vocab_size,
+            heads: config.num_heads,
+            kv_heads: config.num_kv_heads,
+            seq,
+        }
+    }
+
     /// `(in, out)` of one layer's linears.
     fn layer_linears(&self) -> [(usize, usize); 7] {
         let (h, i) = (self.hidden, self.intermediate);
