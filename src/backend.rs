@@ -5,6 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -20,20 +21,20 @@ pub type Cpu = burn::backend::Flex;
 /// the element type and so compile into the binary itself (66 s more of a cold build's serial
 /// tail, at opt-level 1, for a backend the shipped `cpu` device supersedes).
 pub type Ndarray = burn::backend::NdArray<f32>;
-/// CUDA backend (`--features cuda`), without burn-fusion, as `Wgpu`.
+/// CUDA backend (`--features cuda`) without burn-fusion: `--no-fusion`, as `Wgpu`.
 #[cfg(feature = "cuda")]
 pub type Cuda = burn_cubecl::CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>;
-/// Burn's fused CUDA backend (burn-fusion), not yet the default, as `WgpuFused`.
+/// Burn's fused CUDA backend (burn-fusion), what `--device cuda` runs, as `WgpuFused`.
 #[cfg(feature = "cuda")]
 pub type CudaFused = burn::backend::Cuda<f32, i32>;
-/// wgpu backend: Vulkan, Metal, DX12 (`--features wgpu`), without burn-fusion (see
-/// `WgpuFused`).
+/// wgpu backend: Vulkan, Metal, DX12 (`--features wgpu`), without burn-fusion: every op its
+/// own kernel, for diagnosis (`--no-fusion`, `run.fusion = false`).
 #[cfg(feature = "wgpu")]
 pub type Wgpu = burn::backend::wgpu::CubeBackend<burn::backend::wgpu::WgpuRuntime, f32, i32, u32>;
-/// Burn's fused wgpu backend (burn-fusion: elementwise chains and matmul epilogues as one
-/// kernel each). Not the default yet: decoders and encoders match the CPU on it (attention
-/// avoids a Burn 0.21 fused-matmul bug, [`crate::model::attention::grouped_attention`]), but
-/// RWKV6 generation through its recurrent state does not (`tests/gpu/fusion.rs`).
+/// Burn's fused wgpu backend (burn-fusion: elementwise chains, reductions and matmul
+/// epilogues as one kernel each), what `--device wgpu` runs. Our graphs keep clear of a Burn
+/// 0.21 fused-matmul bug ([`crate::model::attention::grouped_attention`],
+/// [`crate::model::wkv::wkv6_chunked`]; `tests/gpu/fusion.rs`).
 #[cfg(feature = "wgpu")]
 pub type WgpuFused = burn::backend::Wgpu<f32, i32, u32>;
 
@@ -165,6 +166,19 @@ impl FromStr for DeviceKind {
     }
 }
 
+static FUSION: AtomicBool = AtomicBool::new(true);
+
+/// Whether [`run_on`] runs `wgpu` and `cuda` devices on Burn's fused backends (the default)
+/// or unfused (`--no-fusion`, `run.fusion = false`: to tell a fusion bug from ours).
+pub fn set_fusion(on: bool) {
+    FUSION.store(on, Ordering::Relaxed);
+}
+
+/// See [`set_fusion`].
+pub fn fusion() -> bool {
+    FUSION.load(Ordering::Relaxed)
+}
+
 /// What a run actually ran on, as `summary.json` and `results.json` record it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeviceInfo {
@@ -178,11 +192,19 @@ pub struct DeviceInfo {
     /// The driver and its version, where the backend reports one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver: Option<String>,
+    /// On a GPU backend, whether it ran fused (burn-fusion); absent on the CPU backends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fusion: Option<bool>,
 }
 
 impl fmt::Display for DeviceInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({}", self.device, self.backend)?;
+        match self.fusion {
+            Some(true) => f.write_str(", fused")?,
+            Some(false) => f.write_str(", unfused (--no-fusion)")?,
+            None => {}
+        }
         if let Some(adapter) = &self.adapter {
             write!(f, ", {adapter}")?;
         }
@@ -261,7 +283,11 @@ pub fn run_on_devices<J: DevicesJob>(kinds: &[DeviceKind], job: J) -> Result<J::
                 record(info);
                 Ok(device)
             })?;
-            Ok(job.run::<Train<Wgpu>>(devices))
+            Ok(if fusion() {
+                job.run::<Train<WgpuFused>>(devices)
+            } else {
+                job.run::<Train<Wgpu>>(devices)
+            })
         }
         #[cfg(feature = "cuda")]
         DeviceKind::Cuda(_) => {
@@ -272,7 +298,11 @@ pub fn run_on_devices<J: DevicesJob>(kinds: &[DeviceKind], job: J) -> Result<J::
                 record(cuda_device(kind, index)?);
                 Ok(burn::backend::cuda::CudaDevice::new(index))
             })?;
-            Ok(job.run::<Train<Cuda>>(devices))
+            Ok(if fusion() {
+                job.run::<Train<CudaFused>>(devices)
+            } else {
+                job.run::<Train<Cuda>>(devices)
+            })
         }
         #[cfg(feature = "ndarray")]
         DeviceKind::Ndarray => {
@@ -320,6 +350,7 @@ fn host_info(kind: DeviceKind, backend: &str) -> DeviceInfo {
         backend: backend.into(),
         adapter,
         driver: None,
+        fusion: None,
     }
 }
 
@@ -406,6 +437,7 @@ fn wgpu_device(
             ),
             adapter: Some(info.name.clone()),
             driver: (!driver.is_empty()).then_some(driver),
+            fusion: Some(fusion()),
         },
     ))
 }
@@ -486,6 +518,7 @@ fn cuda_device(kind: DeviceKind, index: usize) -> Result<DeviceInfo> {
         backend: "burn-cuda".into(),
         adapter: Some(adapter.clone()),
         driver,
+        fusion: Some(fusion()),
     })
 }
 

@@ -1,6 +1,6 @@
-//! The GPU-path suite: what the CPU tests check, on the device backends compiled in
-//! (`--features wgpu`: Vulkan, Metal, or Mesa's llvmpipe on a machine without a GPU;
-//! `--features cuda`). Decoder and encoder parity with transformers on every fixture, the PEFT
+//! The GPU-path suite: what the CPU tests check, on the device backends compiled in, fused
+//! as the CLI runs them (`--features wgpu`: Vulkan, Metal, or Mesa's llvmpipe on a machine
+//! without a GPU; `--features cuda`). Decoder and encoder parity with transformers on every fixture, the PEFT
 //! adapters, exactness on real weights, KV-cache generation, RWKV6 parity (the `rwkv` package)
 //! and training, the adapter/merge/regularizer foundation tests, six training steps of every
 //! method against the CPU run, merge, export and resume.
@@ -25,8 +25,7 @@ mod decoder {
     mod exactness;
     mod parity;
     mod peft_adapter;
-    // `fusion.rs` runs its generation test on the fused backend.
-    pub(crate) mod rwkv6;
+    mod rwkv6;
     mod sliding_window;
 }
 
@@ -43,7 +42,7 @@ mod encoder {
 #[cfg(feature = "wgpu")]
 #[path = "foundation"]
 mod foundation_wgpu {
-    type Inner = burn_peft::backend::Wgpu;
+    type Inner = burn_peft::backend::WgpuFused;
     #[allow(dead_code)]
     mod common;
     mod config_errors;
@@ -58,7 +57,7 @@ mod foundation_wgpu {
 #[cfg(feature = "cuda")]
 #[path = "foundation"]
 mod foundation_cuda {
-    type Inner = burn_peft::backend::Cuda;
+    type Inner = burn_peft::backend::CudaFused;
     #[allow(dead_code)]
     mod common;
     mod config_errors;

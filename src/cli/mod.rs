@@ -26,6 +26,10 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Run `wgpu` and `cuda` devices without Burn's kernel fusion (every op its own kernel),
+    /// to tell a fusion bug from ours; the device line says which ran (recipe: `run.fusion`).
+    #[arg(long, global = true)]
+    pub no_fusion: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -68,6 +72,7 @@ pub enum Command {
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    burn_peft::backend::set_fusion(!cli.no_fusion);
     match cli.command {
         Command::Train(args) => train::run(args),
         Command::Check(args) => check::run(args),

@@ -40,6 +40,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     // The flags override the recipe's [distributed] table, after any --set.
     overrides.extend(args.launch.overrides());
     let recipe = Recipe::load(args.config.as_deref(), &overrides)?;
+    if !recipe.run.fusion {
+        burn_peft::backend::set_fusion(false);
+    }
     // `run.devices` (one replica each) when set, else `run.device`.
     let names = if recipe.run.devices.is_empty() {
         std::slice::from_ref(&recipe.run.device)

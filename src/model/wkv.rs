@@ -96,15 +96,19 @@ pub fn wkv6_chunked<B: Backend>(
         .reshape([g, l, l])
         .swap_dims(1, 2) // [g, t, s]
         .reshape([b, h, chunks, l, l]);
-    let bonus = (r.clone() * k.clone() * u.reshape([1, h, 1, 1, n])).sum_dim(4);
-    let mut out = scores.matmul(v.clone()) + bonus * v.clone();
-
+    let bonus = (r.clone() * k.clone() * u.reshape([1, h, 1, 1, n])).sum_dim(4) * v.clone();
     // Across chunks, without a sequential loop: the state at the start of chunk j is
     //   S_j = Σ_{i<j} exp(G_{j-1} - G_i) ⊙ KV_i + exp(G_{j-1}) ⊙ S_0
     // with KV_i chunk i's own contribution (its keys decayed to its end), G the cumulative
     // log-decay at chunk ends (per key channel) and every exponent again ≤ 0.
     let r_read = r * c_before.exp(); // [b, h, chunks, L, N]
     let k_carry = k * (c_last.clone() - c).exp();
+    // The elementwise terms above, the bonus with its broadcast `[L, 1]` factor among them, are
+    // queued before this matmul. Queued after it, they joined its fused block (two outputs, a
+    // broadcast operand), and Burn 0.21's double-buffered fused matmul wrote wrong values there
+    // (as in attention's case: `model::attention::grouped_attention`); now the block reads no
+    // broadcast operand, and that kernel, still autotune's pick for it, is right.
+    let mut out = scores.matmul(v.clone()) + bonus;
     let carried = k_carry.swap_dims(3, 4).matmul(v); // KV_i: [b, h, chunks, N, N]
     let chunk_decay = c_last.reshape([b, h, chunks, n]); // ≤ 0
     let g = chunk_decay.clone().cumsum(2); // G_j, inclusive

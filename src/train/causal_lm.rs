@@ -85,7 +85,7 @@ pub trait TrainableLm<B: AutodiffBackend>:
         _divisor: f64,
         _seed: u64,
         _layers: usize,
-    ) -> Option<(f64, GradientsParams)> {
+    ) -> Option<(Tensor<B::InnerBackend, 1>, GradientsParams)> {
         None
     }
 }
@@ -97,7 +97,7 @@ impl<B: AutodiffBackend> TrainableLm<B> for Decoder<B> {
         divisor: f64,
         seed: u64,
         layers: usize,
-    ) -> Option<(f64, GradientsParams)> {
+    ) -> Option<(Tensor<B::InnerBackend, 1>, GradientsParams)> {
         // Dropout masks are a function of (seed, micro-batch), so a resumed run draws the same
         // ones.
         Some(super::recompute::causal_lm_gradients(
@@ -129,15 +129,11 @@ impl<B: AutodiffBackend, M: TrainableLm<B>> Objective<B> for CausalLm<M> {
         divisor: f64,
         seed: u64,
     ) -> Result<MicroBatchGradients<B>> {
-        let device = batch.input_ids.device();
         if let Some(layers) = self.recomputed_layers
-            && let Some((value, grads)) =
+            && let Some((loss, grads)) =
                 model.recomputed_gradients(batch.clone(), divisor, seed, layers)
         {
-            return Ok(MicroBatchGradients {
-                loss: Tensor::from_floats([value as f32], &device),
-                grads,
-            });
+            return Ok(MicroBatchGradients { loss, grads });
         }
         let logits = model.logits(batch.input_ids, Some(batch.attention_mask));
         let loss = causal_lm_loss(logits, batch.labels).div_scalar(divisor);

@@ -1,5 +1,6 @@
-//! Stopping a diverging run: a step whose loss or gradient norm is not finite ends the run at
-//! once, before anything of it is logged or saved, so the last checkpoint stays the last good
+//! Stopping a diverging run: a step whose loss or gradient norm is not finite ends the run when
+//! its scalars are read (at the next logged step or checkpoint, whichever comes first), before
+//! anything of it or after it is logged or saved, so the last checkpoint stays the last good
 //! state and no NaN reaches `adapter/` or `checkpoints/`.
 
 use super::metrics::StepMetrics;

@@ -18,10 +18,11 @@ use crate::{Error, Result};
 /// what is computed. Everything else (model, adapter, data, optimisation, `run.seed`) is fixed,
 /// `optim.max_steps` and `optim.epochs` included: the learning-rate schedule spans the whole run,
 /// so a new length would change the steps already taken.
-pub const RESUMABLE_KEYS: [&str; 12] = [
+pub const RESUMABLE_KEYS: [&str; 13] = [
     "run.output_dir",
     "run.device",
     "run.devices",
+    "run.fusion",
     "run.log_every",
     "run.checkpoint_every",
     "run.sample_prompt",

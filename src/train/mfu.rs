@@ -210,6 +210,7 @@ mod tests {
             backend: backend.into(),
             adapter: Some(adapter.into()),
             driver: None,
+            fusion: None,
         };
         let llvmpipe = device("burn-wgpu (Vulkan, Cpu adapter)", "llvmpipe (LLVM 15.0.6)");
         assert_eq!(gpu_name(&llvmpipe), None);

@@ -175,6 +175,10 @@ pub struct RunSection {
     /// `device` when set.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<String>,
+    /// Run `wgpu`/`cuda` on Burn's fused backend (the default); `false` runs every op as its own
+    /// kernel, to tell a fusion bug from ours (as `--no-fusion`).
+    #[serde(default = "default_fusion", skip_serializing_if = "is_default_fusion")]
+    pub fusion: bool,
     /// Save a checkpoint every N optimizer steps (0: only at the end).
     #[serde(default)]
     pub checkpoint_every: usize,
@@ -188,6 +192,12 @@ pub struct RunSection {
     pub sample_max_new_tokens: usize,
 }
 
+fn default_fusion() -> bool {
+    true
+}
+fn is_default_fusion(on: &bool) -> bool {
+    *on
+}
 fn default_device() -> String {
     "cpu".into()
 }

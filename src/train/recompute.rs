@@ -20,7 +20,7 @@
 use burn::module::{AutodiffModule, Module};
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{ElementConversion, Int, Tensor};
+use burn::tensor::{Int, Tensor};
 
 use crate::adapter::HasAdapters;
 use crate::model::decoder::{Decoder, arange_positions};
@@ -29,7 +29,8 @@ use crate::model::loss::causal_lm_loss;
 /// The causal-LM loss of a right-padded batch divided by `divisor` (the gradient-accumulation
 /// steps), and its gradients, with per-layer recomputation. `seed` fixes the dropout masks of
 /// this micro-batch; the first `recomputed` layers (all when it is at least their number) are
-/// recomputed, the others keep their graph. Returns the (divided) loss value.
+/// recomputed, the others keep their graph. Returns the (divided) loss, `[1]`, on the device
+/// (read with the step's other scalars, not here).
 pub fn causal_lm_gradients<B: AutodiffBackend>(
     model: &Decoder<B>,
     input_ids: Tensor<B, 2, Int>,
@@ -38,7 +39,7 @@ pub fn causal_lm_gradients<B: AutodiffBackend>(
     divisor: f64,
     seed: u64,
     recomputed: usize,
-) -> (f64, GradientsParams) {
+) -> (Tensor<B::InnerBackend, 1>, GradientsParams) {
     let device = input_ids.device();
     let positions = arange_positions::<B>(input_ids.dims(), &device);
     let mut accumulator = GradientsAccumulator::<Decoder<B>>::new();
@@ -89,7 +90,7 @@ pub fn causal_lm_gradients<B: AutodiffBackend>(
     let top = x.require_grad();
     let logits = model.lm_logits(model.norm.forward(top.clone()));
     let loss = causal_lm_loss(logits, labels).div_scalar(divisor);
-    let value = loss.clone().into_scalar().elem::<f64>();
+    let loss_value = loss.clone().inner();
     let grads = loss.backward();
     let mut upstream = top
         .grad(&grads)
@@ -120,7 +121,7 @@ pub fn causal_lm_gradients<B: AutodiffBackend>(
         let grads = (embedded * Tensor::from_inner(upstream)).sum().backward();
         accumulator.accumulate(model, GradientsParams::from_grads(grads, model));
     }
-    (value, accumulator.grads())
+    (loss_value, accumulator.grads())
 }
 
 /// The input of each of the first `count` layers and the output of the last of them, without a

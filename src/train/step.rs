@@ -4,6 +4,8 @@
 //! the regularizer stay on the device ([`PendingReport`]) until the caller reads them, together
 //! with its loss, in one transfer.
 
+use std::cell::Cell;
+
 use burn::module::{AutodiffModule, Module};
 use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::Tensor;
@@ -28,24 +30,53 @@ impl<B: Backend> PendingReport<B> {
 
     /// Reads the report and the step's `loss` (`[1]`) back in one host transfer.
     pub fn read_with(self, loss: Option<Tensor<B, 1>>) -> (Option<f64>, StepReport) {
-        let parts = [loss, self.grad_norm, self.regularizer];
-        let present: Vec<Tensor<B, 1>> = parts.iter().flatten().cloned().collect();
+        Self::read_all([(loss, self)])
+            .pop()
+            .expect("one result per step")
+    }
+
+    /// Reads the reports (and losses, `[1]` each) of several steps back in one host transfer.
+    pub fn read_all(
+        steps: impl IntoIterator<Item = (Option<Tensor<B, 1>>, Self)>,
+    ) -> Vec<(Option<f64>, StepReport)> {
+        let steps: Vec<[Option<Tensor<B, 1>>; 3]> = steps
+            .into_iter()
+            .map(|(loss, report)| [loss, report.grad_norm, report.regularizer])
+            .collect();
+        let present: Vec<Tensor<B, 1>> = steps.iter().flatten().flatten().cloned().collect();
         let mut values = if present.is_empty() {
             Vec::new()
         } else {
+            HOST_READS.with(|reads| reads.set(reads.get() + 1));
             Tensor::cat(present, 0)
                 .into_data()
                 .iter::<f64>()
                 .collect::<Vec<f64>>()
         }
         .into_iter();
-        let [loss, grad_norm, regularizer] = parts.map(|part| part.and_then(|_| values.next()));
-        let report = StepReport {
-            grad_norm: grad_norm.unwrap_or(0.0),
-            regularizer: regularizer.unwrap_or(0.0),
-        };
-        (loss, report)
+        steps
+            .into_iter()
+            .map(|parts| {
+                let [loss, grad_norm, regularizer] =
+                    parts.map(|part| part.and_then(|_| values.next()));
+                let report = StepReport {
+                    grad_norm: grad_norm.unwrap_or(0.0),
+                    regularizer: regularizer.unwrap_or(0.0),
+                };
+                (loss, report)
+            })
+            .collect()
     }
+}
+
+thread_local! {
+    static HOST_READS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// How many times this thread has read step scalars (loss, gradient norm, regularizer) back
+/// to the host, each read a wait for the device: the training loop reads once per logged step.
+pub fn step_reads() -> usize {
+    HOST_READS.with(Cell::get)
 }
 
 /// What [`PeftStep::before_update`] leaves for the rest of the step: the report (on the

@@ -3,8 +3,11 @@
 //!
 //! Each optimizer step averages the task's loss over `grad_accumulation` micro-batches, clips
 //! the gradient to a global norm, applies the SORSA regularizer in its configured mode and takes
-//! one AdamW step ([`PeftStep`]). A step whose loss or gradient norm is not finite stops the run
-//! before anything of it is saved ([`super::divergence`]). Checkpoints hold only the trainable
+//! one AdamW step ([`PeftStep`]). The steps' scalars stay on the device until a logged step
+//! (the first, every `run.log_every`-th, the last) or a checkpoint reads the whole window back
+//! at once, so that a GPU never waits for the host between; a step whose loss or gradient norm
+//! is not finite then stops the run before anything of it is logged or saved
+//! ([`super::divergence`]). Checkpoints hold only the trainable
 //! tensors, the optimizer state and the step ([`RunFolder`]); the data order is a function of
 //! (seed, micro-batch) ([`DataOrder`]), so a resumed run continues with exactly the batches an
 //! uninterrupted run would have seen.
@@ -83,6 +86,18 @@ impl<B: AutodiffBackend> StepOutcome<B> {
         let (loss, report) = self.report.read_with(Some(self.loss));
         (loss.unwrap_or(0.0), report)
     }
+}
+
+/// A step whose scalars are still on the device: read with the others of its window at the
+/// next logged step (the divergence check and the log wait for it; the checkpoint waits for
+/// the check).
+struct UnreadStep<B: AutodiffBackend> {
+    step: usize,
+    epoch: usize,
+    lr: f64,
+    tokens: usize,
+    loss: Tensor<B::InnerBackend, 1>,
+    report: PendingReport<B::InnerBackend>,
 }
 
 /// One optimizer step of `model` over `micro_batches` (each with its seed) in a single
@@ -279,6 +294,8 @@ where
     };
 
     let started = Instant::now();
+    let mut window_started = started;
+    let mut unread: Vec<UnreadStep<B>> = Vec::new();
     let (mut first_loss, mut last_loss) = (None, None);
     let mut tokens_total = 0usize;
     let mut done = start_step;
@@ -286,7 +303,6 @@ where
         .stop_after
         .map_or(total_steps, |s| s.min(total_steps));
     for step in start_step..stop {
-        let step_started = Instant::now();
         memory.start_step();
         let mut epoch = 0;
         let (rank, world) = (parallel.rank(), parallel.world());
@@ -328,29 +344,16 @@ where
         )?;
         model = next;
         memory.end_step(step + 1);
-        let tokens = outcome.tokens;
         let stopping = outcome.stop;
-        let (loss, report) = outcome.read();
-        tokens_total += tokens;
-        first_loss.get_or_insert(loss);
-        last_loss = Some(loss);
         done = step + 1;
-        let metrics = StepMetrics {
+        unread.push(UnreadStep {
             step: done,
             epoch,
-            loss,
-            regularizer: report.regularizer,
             lr,
-            grad_norm: report.grad_norm,
-            tokens_per_second: tokens as f64 / step_started.elapsed().as_secs_f64(),
-            elapsed_seconds: started.elapsed().as_secs_f64(),
-            eval_loss: None,
-        };
-        super::divergence::check_step(&metrics, run)?;
-        if let Some(log) = &log {
-            log.append(&metrics)?;
-        }
-        dashboard.step(&metrics, total_steps, length.epochs);
+            tokens: outcome.tokens,
+            loss: outcome.loss,
+            report: outcome.report,
+        });
         let every = recipe.run.checkpoint_every;
         // Ranks stop together, on the step whose sums carried the wish.
         let interrupted = if parallel.world() > 1 {
@@ -359,6 +362,46 @@ where
             dashboard.interrupted()
         };
         let due = (every > 0 && done.is_multiple_of(every)) || done == total_steps || interrupted;
+        // The step's scalars come to the host only on a logged step (the first, every
+        // `log_every`-th, the last) or before a checkpoint: one read for the whole window, so
+        // that a GPU runs the steps between without waiting for the host.
+        let logged = done == start_step + 1
+            || done.is_multiple_of(recipe.run.log_every.max(1))
+            || done == stop;
+        if logged || due {
+            let window: Vec<UnreadStep<B>> = std::mem::take(&mut unread);
+            let seconds = window_started.elapsed().as_secs_f64();
+            window_started = Instant::now();
+            let tokens: usize = window.iter().map(|u| u.tokens).sum();
+            let pending = window
+                .iter()
+                .map(|u| (Some(u.loss.clone()), u.report.clone()));
+            let values = PendingReport::read_all(pending);
+            for (u, (loss, report)) in window.iter().zip(values) {
+                let loss = loss.unwrap_or(0.0);
+                let metrics = StepMetrics {
+                    step: u.step,
+                    epoch: u.epoch,
+                    loss,
+                    regularizer: report.regularizer,
+                    lr: u.lr,
+                    grad_norm: report.grad_norm,
+                    tokens_per_second: tokens as f64 / seconds.max(1e-9),
+                    elapsed_seconds: started.elapsed().as_secs_f64(),
+                    eval_loss: None,
+                };
+                // A non-finite step ends the run here: nothing of it or after it is logged,
+                // and no checkpoint is written past the last good one.
+                super::divergence::check_step(&metrics, run)?;
+                tokens_total += u.tokens;
+                first_loss.get_or_insert(loss);
+                last_loss = Some(loss);
+                if let Some(log) = &log {
+                    log.append(&metrics)?;
+                }
+                dashboard.step(&metrics, total_steps, length.epochs);
+            }
+        }
         if due && parallel.is_root() {
             run.write_checkpoint(done, &model, &optimizer)?;
         }

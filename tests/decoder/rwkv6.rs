@@ -62,7 +62,7 @@ fn logits_match_the_rwkv_package<Bk: Backend>(device: &Bk::Device) {
     assert!(err < 1e-5, "right padding moved the logits by {err:e}");
 }
 
-pub(crate) fn greedy_tokens_match_the_rwkv_package<Bk: Backend>(device: &Bk::Device) {
+fn greedy_tokens_match_the_rwkv_package<Bk: Backend>(device: &Bk::Device) {
     let model = load::<Bk>(device);
     let reference = Reference::open("tiny-rwkv6");
     let prompt = reference.ids("greedy_prompt");

@@ -99,3 +99,53 @@ fn device_memory_counts_a_tensor<Bk: Backend>(device: &Bk::Device) {
 }
 
 backend_tests!(device_memory_counts_a_tensor);
+
+/// `--device wgpu` runs fused and says so; `--no-fusion` runs unfused, says so, and gives the
+/// same logits.
+#[cfg(feature = "wgpu")]
+#[test]
+fn the_device_line_says_whether_fusion_is_on_and_both_agree() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let fixture = root.join("tests/fixtures/tiny-llama");
+    let dir = std::env::temp_dir().join(format!("burn-peft-fusion-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let forward = |flags: &[&str], out: &str| {
+        let out = dir.join(out);
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_burn-peft"))
+            .args(["forward", "--device", "wgpu", "--model"])
+            .arg(&fixture)
+            .arg("--inputs")
+            .arg(fixture.join("reference.safetensors"))
+            .arg("--out")
+            .arg(&out)
+            .args(flags)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+        assert!(run.status.success(), "{stderr}");
+        let logits = burn_peft::io::checkpoint::Checkpoint::open_files(&[out])
+            .unwrap()
+            .read_f32("logits")
+            .unwrap()
+            .0;
+        (stderr, logits)
+    };
+    let (fused_line, fused) = forward(&[], "fused.safetensors");
+    let (unfused_line, unfused) = forward(&["--no-fusion"], "unfused.safetensors");
+    assert!(
+        fused_line.contains("device: wgpu (burn-wgpu") && fused_line.contains(", fused"),
+        "{fused_line}"
+    );
+    assert!(
+        unfused_line.contains(", unfused (--no-fusion)"),
+        "{unfused_line}"
+    );
+    assert_eq!(fused.len(), unfused.len());
+    let err = fused
+        .iter()
+        .zip(&unfused)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(err < 1e-4, "fused and unfused logits differ by {err:e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

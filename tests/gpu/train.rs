@@ -12,6 +12,7 @@ use burn_peft::model::merge_adapters;
 use burn_peft::persist::export::export_peft_lora;
 use burn_peft::persist::peft::load_peft_lora;
 use burn_peft::train::metrics::MetricsLog;
+use burn_peft::train::step::step_reads;
 use burn_peft::train::{TrainOptions, train, train_decoder, train_on_devices};
 
 use crate::train_common::*;
@@ -236,9 +237,30 @@ fn rwkv6_sorsa_tracks_the_cpu_run<Bk: Backend>(device: &Bk::Device) {
     }
 }
 
+/// Ten steps logged every fifth read the step scalars back three times (steps 1, 5 and 10),
+/// not once per step: the steps between run without waiting for the host, and every step
+/// still reaches `metrics.jsonl`.
+fn a_step_reads_the_host_only_when_it_logs<Bk: Backend>(device: &Bk::Device) {
+    let sets = [
+        "optim.max_steps=10",
+        "run.log_every=5",
+        "run.checkpoint_every=0",
+    ];
+    let recipe = quick_recipe(&tag::<Bk>(device, "host-reads"), &sets);
+    let before = step_reads();
+    train::<Train<Bk>>(&recipe, device, &quiet()).unwrap();
+    let reads = step_reads() - before;
+    assert_eq!(reads, 3, "host reads of the step scalars in 10 steps");
+    let losses = logged_losses(&recipe);
+    assert_eq!(losses.len(), 10);
+    assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
+    let _ = std::fs::remove_dir_all(&recipe.run.output_dir);
+}
+
 backend_tests!(
     every_method_tracks_the_cpu_run,
     a_resumed_run_ends_where_the_uninterrupted_one_does,
     two_replicas_train_as_one_does,
-    rwkv6_sorsa_tracks_the_cpu_run
+    rwkv6_sorsa_tracks_the_cpu_run,
+    a_step_reads_the_host_only_when_it_logs
 );

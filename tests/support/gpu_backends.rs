@@ -1,5 +1,6 @@
 //! The device backends `tests/gpu.rs` runs on: wgpu (`--features wgpu`; Vulkan, Metal, or
-//! Mesa's llvmpipe on a machine without a GPU) and CUDA (`--features cuda`).
+//! Mesa's llvmpipe on a machine without a GPU) and CUDA (`--features cuda`), both fused
+//! (burn-fusion), as `--device wgpu` and `--device cuda` run them.
 
 /// Instantiates generic test functions on each compiled device backend, as `wgpu::NAME` and
 /// `cuda::NAME`: the same functions `support/cpu_backends.rs` runs on the CPU backends.
@@ -12,7 +13,7 @@ macro_rules! backend_tests {
             $(
                 #[test]
                 fn $name() {
-                    super::$name::<burn_peft::backend::Wgpu>(&Default::default());
+                    super::$name::<burn_peft::backend::WgpuFused>(&Default::default());
                 }
             )+
         }
@@ -21,7 +22,7 @@ macro_rules! backend_tests {
             $(
                 #[test]
                 fn $name() {
-                    super::$name::<burn_peft::backend::Cuda>(&Default::default());
+                    super::$name::<burn_peft::backend::CudaFused>(&Default::default());
                 }
             )+
         }
