@@ -7,8 +7,9 @@
 //! (`should_tune_double_buffering(num_out_buffers > 1, ..)`), and that writes wrong values when
 //! such a block's elementwise part reads an operand broadcast against the product. Whether it
 //! wins is measured, so the error comes and goes with the shapes, the machine and the autotune
-//! cache (`target/autotune/`): with the cache edited to pick it, every case below was wrong;
-//! with `fused_simple_unit`, right. Our graphs were:
+//! cache (`target/autotune/`). With the cache edited to pick it, attention was wrong at every
+//! length; autotune picked it for the WKV's one 8-step chunk, which was wrong, and for longer
+//! WKVs, which were right. With `fused_simple_unit` every case was right. Our graphs were:
 //!
 //! ```text
 //! attention: scores = q.reshape(..).matmul(kᵀ).mul_scalar(c)          // kept, and
