@@ -8,8 +8,8 @@
 # BENCH_DIR: the folder with peft_train_bench.py and hf_generate_bench.py. The burn-peft binary
 # is $BURN_PEFT (default: target/debug/burn-peft, the README's `cargo build`, built when
 # missing; its dependencies are optimised as in a release build). Each round runs `bench train`
-# then the PEFT anchor, `bench generate` then the transformers anchor, and `mmbench` (burn-flex's
-# f32 matmul) then numpy's (its bundled OpenBLAS) on the same shapes; the medians over the
+# then the PEFT anchor, `bench generate` then the transformers anchor, and `mmbench` (the f32
+# matmul the models run) then numpy's (its bundled OpenBLAS) on the same shapes; the medians over the
 # rounds and their ratios are printed at the end.
 set -euo pipefail
 

@@ -195,6 +195,9 @@ pub struct DeviceInfo {
     /// On a GPU backend, whether it ran fused (burn-fusion); absent on the CPU backends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fusion: Option<bool>,
+    /// On a CPU backend, the GEMM its matrix products run on (`gemm (AVX-512)` on burn-flex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matmul: Option<String>,
 }
 
 impl fmt::Display for DeviceInfo {
@@ -207,6 +210,9 @@ impl fmt::Display for DeviceInfo {
         }
         if let Some(adapter) = &self.adapter {
             write!(f, ", {adapter}")?;
+        }
+        if let Some(matmul) = &self.matmul {
+            write!(f, ", matmul: {matmul}")?;
         }
         if let Some(driver) = &self.driver {
             write!(f, ", driver {driver}")?;
@@ -306,11 +312,15 @@ pub fn run_on_devices<J: DevicesJob>(kinds: &[DeviceKind], job: J) -> Result<J::
         }
         #[cfg(feature = "ndarray")]
         DeviceKind::Ndarray => {
-            record(host_info(first, "burn-ndarray"));
+            record(host_info(first, "burn-ndarray", "matrixmultiply".into()));
             Ok(job.run::<Train<Ndarray>>(vec![Default::default(); kinds.len()]))
         }
         DeviceKind::Cpu => {
-            record(host_info(first, "burn-flex"));
+            record(host_info(
+                first,
+                "burn-flex",
+                crate::kernel::matmul::gemm_name(),
+            ));
             Ok(job.run::<Train<Cpu>>(vec![Default::default(); kinds.len()]))
         }
         #[allow(unreachable_patterns)]
@@ -336,7 +346,7 @@ fn record(info: DeviceInfo) {
 }
 
 /// A host device: the CPU's model name, where the OS says it.
-fn host_info(kind: DeviceKind, backend: &str) -> DeviceInfo {
+fn host_info(kind: DeviceKind, backend: &str, matmul: String) -> DeviceInfo {
     let adapter = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|text| {
@@ -351,6 +361,7 @@ fn host_info(kind: DeviceKind, backend: &str) -> DeviceInfo {
         adapter,
         driver: None,
         fusion: None,
+        matmul: Some(matmul),
     }
 }
 
@@ -438,6 +449,7 @@ fn wgpu_device(
             adapter: Some(info.name.clone()),
             driver: (!driver.is_empty()).then_some(driver),
             fusion: Some(fusion()),
+            matmul: None,
         },
     ))
 }
@@ -519,6 +531,7 @@ fn cuda_device(kind: DeviceKind, index: usize) -> Result<DeviceInfo> {
         adapter: Some(adapter.clone()),
         driver,
         fusion: Some(fusion()),
+        matmul: None,
     })
 }
 
@@ -600,9 +613,13 @@ fn cube_release<R: burn_cubecl::cubecl::Runtime>(device: &R::Device) {
 /// Runs `job` on the CPU device with the BalancedCheckpointing autodiff strategy (only the
 /// memory benchmark uses it, so no other backend is compiled with it).
 pub fn run_balanced<J: BackendJob>(job: J) -> J::Output {
+    // Burn's checkpointing autodiff is not one the CPU kernels are built for: burn-flex's own
+    // matmul runs (the same `gemm`, plus a copy of each output).
+    let matmul = format!("{} via burn-flex", crate::kernel::matmul::gemm_name());
     record(host_info(
         DeviceKind::Cpu,
         "burn-flex (balanced checkpointing)",
+        matmul,
     ));
     job.run::<TrainBalanced<Cpu>>(Default::default())
 }

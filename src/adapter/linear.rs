@@ -191,12 +191,14 @@ pub fn linear_forward<B: Backend, const D: usize>(
 ) -> Tensor<B, D> {
     let dtype = x.dtype();
     let weight_dtype = linear.weight.val().dtype();
+    let forward = |x| {
+        let bias = linear.bias.as_ref().map(|bias| bias.val());
+        crate::kernel::matmul::linear(x, linear.weight.val(), bias)
+    };
     if weight_dtype == dtype {
-        return linear.forward(x);
+        return forward(x);
     }
-    linear
-        .forward(x.cast(FloatDType::from(weight_dtype)))
-        .cast(FloatDType::from(dtype))
+    forward(x.cast(FloatDType::from(weight_dtype))).cast(FloatDType::from(dtype))
 }
 
 /// A parameter from a computed tensor: detached first, since Burn's autodiff can only make a

@@ -7,7 +7,9 @@
 //! Burn layout: `r` holds `Rᵀ: [in, r]`, `l` holds `Lᵀ: [r, out]`, `core` holds `G_sᵀ`.
 
 use burn::module::{Module, Param};
-use burn::tensor::{Tensor, backend::Backend, module::linear};
+use burn::tensor::{Tensor, backend::Backend};
+
+use crate::kernel::matmul::linear;
 
 /// The factors one LoTR group shares.
 #[derive(Module, Debug)]

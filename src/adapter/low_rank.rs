@@ -10,7 +10,9 @@
 
 use burn::module::{Module, Param};
 use burn::nn::Dropout;
-use burn::tensor::{Tensor, backend::Backend, module::linear};
+use burn::tensor::{Tensor, backend::Backend};
+
+use crate::kernel::matmul::linear;
 
 /// Factors A and B of a low-rank update with their scale and input dropout.
 #[derive(Module, Debug)]

@@ -6,7 +6,9 @@
 
 use burn::module::{Module, Param};
 use burn::nn::Dropout;
-use burn::tensor::{Tensor, backend::Backend, module::linear};
+use burn::tensor::{Tensor, backend::Backend};
+
+use crate::kernel::matmul::linear;
 
 /// Trainable singular factors of one layer's principal part.
 #[derive(Module, Debug)]

@@ -12,6 +12,7 @@ use burn::tensor::{Bool, DType, Int, Tensor, backend::Backend};
 
 use super::lean_backward::softmax_times_v;
 use crate::kernel::dispatch::KernelBackend;
+use crate::kernel::matmul::matmul;
 
 /// Which keys each query may not see, `[batch, 1, seq, past + seq]` (`true` = masked), for
 /// queries at cache columns `past..past + seq`:
@@ -57,13 +58,31 @@ pub fn attention_mask<B: Backend>(
     masked.unsqueeze_dim(1)
 }
 
+/// On burn-flex, `mask` ([`attention_mask`], `[b, 1, s, total]`) in the layout
+/// [`grouped_attention`] reads it in, `[b, kv, n·s, total]`, as one buffer: made once per forward
+/// pass instead of in every layer, where burn-flex's masked fill copies the broadcast mask
+/// element by element. Other backends broadcast it in place and get it back as it is.
+pub fn mask_for_heads<B: Backend>(
+    mask: Tensor<B, 4, Bool>,
+    heads: usize,
+    kv_heads: usize,
+) -> Tensor<B, 4, Bool> {
+    if KernelBackend::of::<B>().is_none() {
+        return mask;
+    }
+    let n = heads / kv_heads;
+    let mask = if n == 1 { mask } else { mask.repeat_dim(2, n) };
+    mask.repeat_dim(1, kv_heads)
+}
+
 /// Queries per step up to which attention runs as products over the cache (see
 /// [`grouped_attention`]).
 const DECODE_QUERIES: usize = 8;
 
 /// `softmax(q kᵀ / √d + mask) v` for `q: [b, h, s, d]`, `k, v: [b, kv, total, d]` with
 /// `h = n·kv` (query head `i` reads key/value head `i / n`, as transformers' `repeat_kv`), and
-/// `mask: [b, 1, s, total]` from [`attention_mask`]. Returns `[b, h, s, d]`.
+/// `mask: [b, 1, s, total]` from [`attention_mask`] (or [`mask_for_heads`] of it). Returns
+/// `[b, h, s, d]`.
 pub fn grouped_attention<B: Backend>(
     q: Tensor<B, 4>,
     k: Tensor<B, 4>,
@@ -74,8 +93,20 @@ pub fn grouped_attention<B: Backend>(
     let [_, kv, total, _] = k.dims();
     let n = h / kv;
     // Query heads of one group are adjacent (`i = g·n + j`): stack them along the sequence.
-    let q = q.reshape([b, kv, n * s, d]);
-    let mask = if n == 1 { mask } else { mask.repeat_dim(2, n) }.expand([b, kv, n * s, total]);
+    // Without groups the shapes already agree, and the reshapes are left out: on burn-flex a
+    // reshape copies a non-contiguous tensor, which the output's gradient is (a view through
+    // the caller's `swap_dims`).
+    let q = if n == 1 {
+        q
+    } else {
+        q.reshape([b, kv, n * s, d])
+    };
+    let mask = if mask.dims() == [b, kv, n * s, total] {
+        mask // from `mask_for_heads`
+    } else {
+        let mask = if n == 1 { mask } else { mask.repeat_dim(2, n) };
+        mask.expand([b, kv, n * s, total])
+    };
     let dtype = q.dtype();
     // Decoding on burn-flex reads the cache through a view of its buffer: the products read it
     // in place, where burn-flex's attention op copies every cached key and value each step.
@@ -87,7 +118,7 @@ pub fn grouped_attention<B: Backend>(
         // dtype, the masked softmax in f32, as transformers' eager attention.
         let scale = 1.0 / (d as f64).sqrt();
         let scores = if KernelBackend::of::<B>().is_some() {
-            q.matmul(k.swap_dims(2, 3)).mul_scalar(scale)
+            matmul(q, k.swap_dims(2, 3)).mul_scalar(scale)
         } else {
             // Off burn-flex (the GPU backends; ndarray alike) the scale goes on `q`, not on
             // the scores: with Burn 0.21's fusion (burn-cubecl-fusion), a matmul whose scaled
@@ -104,5 +135,9 @@ pub fn grouped_attention<B: Backend>(
         // Scale 1/√d (the default) and a boolean mask keep cubecl on its flash kernel.
         attention(q, k, v, Some(mask), None, AttentionModuleOptions::default())
     };
-    out.reshape([b, h, s, d])
+    if n == 1 {
+        out
+    } else {
+        out.reshape([b, h, s, d])
+    }
 }

@@ -27,6 +27,7 @@ use rayon::prelude::*;
 use crate::kernel::dispatch::{
     FlexAutodiff as Ad, KernelBackend, device_tensor, inner, recast, with_values,
 };
+use crate::kernel::vector_math;
 
 /// What [`try_cross_entropy`] hands back when the kernel does not apply.
 pub type Unsupported<B> = (Tensor<B, 3>, Tensor<B, 2, Int>);
@@ -95,22 +96,15 @@ fn cross_entropy_rows(
             Some(target) => (target, 1.0 / count),
             None => (0, 0.0),
         };
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let max = vector_math::max(row);
         let sum = match gradient {
             Some(gradient) => {
-                let mut sum = 0.0f32;
-                for (g, &z) in gradient.iter_mut().zip(row) {
-                    *g = (z - max).exp();
-                    sum += *g;
-                }
-                let scale = weight / sum;
-                for g in gradient.iter_mut() {
-                    *g *= scale;
-                }
+                let sum = vector_math::exp_shifted(row, max, gradient);
+                vector_math::scale(gradient, weight / sum);
                 gradient[target] += -weight;
                 sum
             }
-            None => row.iter().map(|&z| (z - max).exp()).sum(),
+            None => vector_math::exp_shifted_sum(row, max),
         };
         (row[target] - max - sum.ln()) * weight
     };

@@ -11,7 +11,7 @@ use burn::nn::Embedding;
 use burn::tensor::{Bool, DType, FloatDType, Int, Tensor, backend::Backend, module::embedding};
 use serde::Deserialize;
 
-use super::attention::{attention_mask, grouped_attention};
+use super::attention::{attention_mask, grouped_attention, mask_for_heads};
 use super::config::{GenerationConfig, HfConfig, ModelType, TokenIds};
 use super::inject::adapted_layers;
 pub use super::kv_cache::KvCache;
@@ -23,6 +23,7 @@ use super::rope::{Rope, RopeParameters};
 use super::{LoadReport, PeftModel};
 use crate::adapter::{AdaptedLinear, HasAdapters, SharedFactors, Targets};
 use crate::io::checkpoint::Checkpoint;
+use crate::kernel::matmul::matmul;
 use crate::{Error, Result};
 
 /// Everything the decoder needs from `config.json` (and `generation_config.json`).
@@ -701,8 +702,10 @@ impl<B: Backend> Decoder<B> {
         let (cos, sin) = self.rope.cos_sin(positions);
         let dtype = FloatDType::from(dtype);
         // One mask per distinct window (full causal, and the sliding window if any layer uses it).
+        let (heads, kv_heads) = (self.config.num_heads, self.config.num_kv_heads);
         let mask = |window: Option<usize>| {
-            attention_mask::<B>(key_mask.clone(), [batch, seq], past, window, &device)
+            let mask = attention_mask::<B>(key_mask.clone(), [batch, seq], past, window, &device);
+            mask_for_heads(mask, heads, kv_heads)
         };
         let sliding_layers: Vec<bool> = (0..self.layers.len())
             .map(|index| self.config.uses_sliding_window(index))
@@ -765,7 +768,7 @@ impl<B: Backend> Decoder<B> {
                         .collect();
                     Tensor::cat(parts, 0)
                 } else {
-                    weight.matmul(hidden.reshape([b * s, h]).transpose())
+                    matmul(weight, hidden.reshape([b * s, h]).transpose())
                 };
                 logits_t.transpose().reshape([b, s, vocab])
             }

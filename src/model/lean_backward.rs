@@ -20,6 +20,7 @@ use burn::tensor::{FloatDType, Tensor, backend::Backend};
 
 use super::silu_mul_kernel::try_silu_mul;
 use super::softmax_kernel;
+use crate::kernel::matmul::matmul;
 
 /// `softmax(masked(scores))` over the last axis. `masked` applies the attention mask (fill or
 /// additive bias) to a copy of the scores; the gradient of masked positions is zero, as their
@@ -75,12 +76,12 @@ pub fn softmax_times_v<B: Backend, const D: usize>(
     let dtype = FloatDType::from(v.dtype());
     if softmax_kernel::applies(&scores) && dtype == FloatDType::F32 {
         let masked = masked(scores.clone().detach());
-        return softmax_kernel::softmax(scores, masked).matmul(v);
+        return matmul(softmax_kernel::softmax(scores, masked), v);
     }
     let probs =
         |scores: Tensor<B, D>| softmax(masked(scores.cast(FloatDType::F32)), last).cast(dtype);
     if !B::ad_enabled(&scores.device()) {
-        return probs(scores).matmul(v);
+        return matmul(probs(scores), v);
     }
     let probs = probs(scores.clone().detach());
     let surrogate = softmax_surrogate(probs.clone(), scores.cast(dtype)).matmul(v.clone().detach());

@@ -211,6 +211,7 @@ mod tests {
             adapter: Some(adapter.into()),
             driver: None,
             fusion: None,
+            matmul: None,
         };
         let llvmpipe = device("burn-wgpu (Vulkan, Cpu adapter)", "llvmpipe (LLVM 15.0.6)");
         assert_eq!(gpu_name(&llvmpipe), None);

@@ -64,6 +64,11 @@ fn default_recipe_trains_and_writes_its_outputs() {
         "{memory}"
     );
     assert!(part("base") > 0 && part("activations") > 0, "{memory}");
+    // Which GEMM the CPU device's products ran on, as the device line printed it.
+    let matmul = summary["device"]["matmul"].as_str().unwrap_or_default();
+    assert!(matmul.starts_with("gemm ("), "{}", summary["device"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("matmul: {matmul}")), "{stderr}");
     for file in [
         "adapter/adapter_config.json",
         "adapter/adapter_model.safetensors",
