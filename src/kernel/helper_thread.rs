@@ -30,40 +30,35 @@ const PANICKED: u8 = 3;
 /// the helper sets `DONE` or `PANICKED` (the caller waits for that before returning).
 type Job<'a> = &'a mut (dyn FnMut() + Send);
 
+/// The hand-over between a caller and the helper thread.
 struct Helper {
     caller: Mutex<()>,
     job: AtomicPtr<Job<'static>>,
     state: AtomicU8,
-    thread: Thread,
 }
 
-static HELPER: OnceLock<Option<&'static Helper>> = OnceLock::new();
+static HELPER: Helper = Helper {
+    caller: Mutex::new(()),
+    job: AtomicPtr::new(std::ptr::null_mut()),
+    state: AtomicU8::new(IDLE),
+};
 
-/// The helper, started on first use; none on a single core.
-fn helper() -> Option<&'static Helper> {
-    *HELPER.get_or_init(|| {
-        if thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
-            return None;
-        }
-        let (sender, receiver) = std::sync::mpsc::channel::<&'static Helper>();
-        let handle = thread::Builder::new()
-            .name("burn-peft-helper".into())
-            .spawn(move || {
-                let helper = receiver.recv().expect("the helper is sent once spawned");
-                serve(helper)
-            })
-            .expect("spawning the helper thread");
-        let helper: &'static Helper = Box::leak(Box::new(Helper {
-            caller: Mutex::new(()),
-            job: AtomicPtr::new(std::ptr::null_mut()),
-            state: AtomicU8::new(IDLE),
-            thread: handle.thread().clone(),
-        }));
-        sender
-            .send(helper)
-            .expect("the helper thread waits for its state");
-        Some(helper)
-    })
+/// The helper thread, started on first use; none on a single core.
+static THREAD: OnceLock<Option<Thread>> = OnceLock::new();
+
+fn helper_thread() -> Option<&'static Thread> {
+    THREAD
+        .get_or_init(|| {
+            if thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+                return None;
+            }
+            let handle = thread::Builder::new()
+                .name("burn-peft-helper".into())
+                .spawn(|| serve(&HELPER))
+                .expect("spawning the helper thread");
+            Some(handle.thread().clone())
+        })
+        .as_ref()
 }
 
 /// The helper's loop: wait (spinning, then parked) for a job, run it, report.
@@ -92,11 +87,12 @@ fn serve(helper: &'static Helper) -> ! {
 /// Runs `here` on this thread and `there` on the helper (both, here, when there is no helper or
 /// another thread holds it), and returns once both are done. A panic in either is resumed here.
 pub fn join(here: impl FnOnce(), there: impl FnOnce() + Send) {
-    let Some(helper) = helper() else {
+    let Some(thread) = helper_thread() else {
         here();
         there();
         return;
     };
+    let helper = &HELPER;
     // A caller that panicked left the lock poisoned; the helper's state is still sound.
     let _taken = match helper.caller.try_lock() {
         Ok(taken) => taken,
@@ -127,7 +123,7 @@ pub fn join(here: impl FnOnce(), there: impl FnOnce() + Send) {
     let job_ptr = (&mut job as *mut Job<'_>).cast::<Job<'static>>();
     helper.job.store(job_ptr, Ordering::Release);
     helper.state.store(QUEUED, Ordering::Release);
-    helper.thread.unpark();
+    thread.unpark();
     let wait = Wait(helper);
     here();
     drop(wait);

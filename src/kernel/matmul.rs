@@ -6,8 +6,9 @@
 //! and a copy of its whole output, on one thread while the other core waits. On a 2-core Xeon
 //! that took `1024 × 1024 × 2752` from 336 to 238 GFLOP/s (`cargo run --example mmbench`
 //! prints both). Here the same `gemm` call writes into an uninitialised `Vec<f32>` that becomes
-//! the tensor's storage without a copy. The values are `gemm`'s, bit for bit: same call, same
-//! strides, same threading.
+//! the tensor's storage without a copy. The values are `gemm`'s, bit for bit: the same call on
+//! the same strides (a few-row product splits its columns between two cores, each column
+//! computed as before).
 //!
 //! The op follows Burn's backend-extension pattern ([`crate::kernel::dispatch`]): burn-flex
 //! and burn-flex under autodiff (whose backward runs these products too, on views of the saved
@@ -118,13 +119,16 @@ fn gemm_flex(lhs: &FlexTensor, rhs: &FlexTensor, like: Option<&Layout>) -> FlexT
     let len = batches * m * n;
 
     // Zero-sized products: `gemm` writes nothing when `k` is 0, and the sum is empty.
+    let contiguous = Layout::contiguous(Shape::from(out_dims.clone()));
     if k == 0 || len == 0 {
-        return flex_f32(vec![0.0; len], out_dims);
+        return FlexTensor::new(Bytes::from_elems(vec![0.0f32; len]), contiguous, DType::F32);
     }
-    let out_strides = like
-        .filter(|like| like.shape().as_slice() == out_dims.as_slice())
-        .and_then(|like| dense_permutation(like.shape().as_slice(), like.strides()))
-        .unwrap_or_else(|| contiguous_strides(&out_dims));
+    let out_strides = match like {
+        Some(like) if like.shape() == contiguous.shape() && is_dense_permutation(like) => {
+            like.strides().to_vec()
+        }
+        _ => contiguous.strides().to_vec(),
+    };
 
     let offsets = |strides: &[isize], start: usize| -> Vec<isize> {
         (0..batches)
@@ -224,38 +228,21 @@ impl SendPtr {
     }
 }
 
-/// Row-major strides of `dims`.
-fn contiguous_strides(dims: &[usize]) -> Vec<isize> {
-    let mut strides = vec![1isize; dims.len()];
-    for axis in (0..dims.len().saturating_sub(1)).rev() {
-        strides[axis] = strides[axis + 1] * dims[axis + 1] as isize;
-    }
-    strides
-}
-
-/// `strides` when they address every element of a `dims`-shaped buffer exactly once (the axes
-/// of a row-major buffer in some order, as `swap_dims` / `permute` leave them); `None` for
-/// broadcasts, slices, flips and overlaps. Axes of size 1 take no part in the addressing.
-fn dense_permutation(dims: &[usize], strides: &[isize]) -> Option<Vec<isize>> {
-    let mut axes: Vec<usize> = (0..dims.len()).filter(|&a| dims[a] > 1).collect();
+/// Whether `layout`'s strides address every element of its shape exactly once (the axes of a
+/// row-major buffer in some order, as `swap_dims` / `permute` leave them); not for broadcasts,
+/// slices, flips and overlaps. Axes of size 1 take no part in the addressing.
+fn is_dense_permutation(layout: &Layout) -> bool {
+    let (dims, strides) = (layout.shape(), layout.strides());
+    let mut axes: Vec<usize> = (0..dims.num_dims()).filter(|&a| dims[a] > 1).collect();
     axes.sort_by_key(|&a| std::cmp::Reverse(strides[a]));
     let mut expected = 1isize;
     for &axis in axes.iter().rev() {
         if strides[axis] != expected {
-            return None;
+            return false;
         }
         expected *= dims[axis] as isize;
     }
-    Some(strides.to_vec())
-}
-
-/// A contiguous f32 burn-flex tensor that owns `values` (no copy).
-fn flex_f32(values: Vec<f32>, dims: Vec<usize>) -> FlexTensor {
-    FlexTensor::new(
-        Bytes::from_elems(values),
-        Layout::contiguous(Shape::from(dims)),
-        DType::F32,
-    )
+    true
 }
 
 /// The operand swapped over its last two axes, as a view.

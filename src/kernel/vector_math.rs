@@ -1,10 +1,11 @@
-//! Row primitives of the CPU kernels (max, shifted exponentials and their sum, scaling) on the
-//! CPU's widest SIMD registers, picked at run time by `pulp` (already in the tree through
-//! `gemm` and `faer`).
+//! Row primitives of the loss kernel ([`crate::model::cross_entropy_kernel`]: max, shifted
+//! exponentials and their sum, scaling) on the CPU's widest SIMD registers, picked at run time
+//! by `pulp` (already in the tree through `gemm` and `faer`).
 //!
-//! The kernels called `f32::exp` per element: libm's scalar `expf`, 16 times the calls an
-//! AVX-512 register needs, and a loop the compiler cannot vectorise around it. The loss over a
-//! 32k vocabulary takes 65 M of them a `bench train` step, attention's softmax 33 M. Here `exp`
+//! The kernel called `f32::exp` per element: libm's scalar `expf`, 16 times the calls an
+//! AVX-512 register needs, and a loop the compiler cannot vectorise around it; the loss over a
+//! 32k vocabulary takes 65 M of them a `bench train` step. (Attention's softmax kernel keeps
+//! libm's `exp`, so that its values stay the composite's bits.) Here `exp`
 //! is Cephes' `expf` (range reduction by `ln 2` in two parts and a degree-5 polynomial, within
 //! 2 ulp of the exact value; tested against f64) on whole registers, and sums run lane by lane
 //! in a fixed order, so results are the same bits from run to run.
@@ -138,32 +139,6 @@ pub fn exp_shifted(row: &[f32], shift: f32, out: &mut [f32]) -> f32 {
     exp_shifted_impl(row, shift, Some(out))
 }
 
-/// `row[i] ← e^(row[i] − shift)`, and their sum.
-pub fn exp_shifted_in_place(row: &mut [f32], shift: f32) -> f32 {
-    struct InPlace<'a>(&'a mut [f32], f32);
-    impl WithSimd for InPlace<'_> {
-        type Output = f32;
-        #[inline(always)]
-        fn with_simd<S: Simd>(self, simd: S) -> f32 {
-            let shift = simd.splat_f32s(self.1);
-            let (head, tail) = S::as_mut_simd_f32s(self.0);
-            let mut sum = simd.splat_f32s(0.0);
-            for x in head {
-                *x = exp_f32s(simd, simd.sub_f32s(*x, shift));
-                sum = simd.add_f32s(sum, *x);
-            }
-            let mut total = simd.reduce_sum_f32s(sum);
-            if !tail.is_empty() {
-                let e = exp_f32s(simd, simd.sub_f32s(simd.partial_load_f32s(tail), shift));
-                simd.partial_store_f32s(tail, e);
-                total += tail.iter().sum::<f32>();
-            }
-            total
-        }
-    }
-    Arch::new().dispatch(InPlace(row, shift))
-}
-
 /// `Σ e^(row[i] − shift)`.
 pub fn exp_shifted_sum(row: &[f32], shift: f32) -> f32 {
     exp_shifted_impl(row, shift, None)
@@ -206,13 +181,17 @@ mod tests {
             worst = worst.max((got as f64 - want).abs() / want);
         }
         assert!(worst < 2.4e-7, "worst relative error {worst:e}");
-        let mut edge = [f32::NEG_INFINITY, -1e30, -86.5, 88.0, 200.0];
-        exp_shifted_in_place(&mut edge, 0.0);
+        let mut edge = [0.0f32; 5];
+        exp_shifted(
+            &[f32::NEG_INFINITY, -1e30, -86.5, 88.0, 200.0],
+            0.0,
+            &mut edge,
+        );
         assert_eq!(&edge[..3], &[0.0, 0.0, 0.0]);
         assert!(edge[3].is_finite() && edge[4].is_finite() && edge[4] > 1e38);
     }
 
-    /// Every length around the register width: sums, in-place and max agree with scalar code.
+    /// Every length around the register width: sums, scaling and max agree with scalar code.
     #[test]
     fn row_primitives_match_scalar_code_at_every_length() {
         for len in 1..70 {
@@ -233,11 +212,9 @@ mod tests {
             for (got, want) in out.iter().zip(&want) {
                 assert!(((*got as f64 - want) / want).abs() < 2.4e-7, "len {len}");
             }
-            let mut in_place = row.clone();
-            assert_eq!(exp_shifted_in_place(&mut in_place, want_max), sum);
-            assert_eq!(in_place, out);
-            scale(&mut in_place, 0.5);
-            assert!(in_place.iter().zip(&out).all(|(a, b)| *a == b * 0.5));
+            let mut scaled = out.clone();
+            scale(&mut scaled, 0.5);
+            assert!(scaled.iter().zip(&out).all(|(a, b)| *a == b * 0.5));
         }
     }
 }
